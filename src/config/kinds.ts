@@ -1,0 +1,165 @@
+import { isIP } from 'node:net';
+import { parseStrategy, STRATEGY_SPELLINGS } from '../core/selection/names.ts';
+import type { StrategyName } from '../core/selection/strategy.ts';
+
+/** Outcome of parsing one raw value; `detail` narrows down what was wrong. */
+export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly detail?: string };
+
+/**
+ * How one setting's values are read. Raw values are strings when they come
+ * from flags or the environment and any JSON/YAML value when they come from
+ * the config file, so every kind accepts `unknown`.
+ */
+export interface Kind<T> {
+  /** Completes "… is not ___" in errors and "allowed: ___" in help text. */
+  readonly expected: string;
+  /** Placeholder for the flag's value in usage lines, e.g. `--port <n>`. */
+  readonly metavar: string;
+  parse(raw: unknown): Parsed<T>;
+  /** Renders a value (the default) the way a user would type it. */
+  format(value: T): string;
+}
+
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const bad = (detail?: string): Parsed<never> => (detail === undefined ? { ok: false } : { ok: false, detail });
+
+// Decimal only: "0x10", "1e3" and "8080.5" are typos far more often than intent.
+const DECIMAL = /^[+-]?\d+$/;
+
+/** A whole number parsed from a number or a decimal string, or undefined. */
+function wholeNumber(raw: unknown): number | undefined {
+  if (typeof raw === 'number') return Number.isSafeInteger(raw) ? raw : undefined;
+  if (typeof raw !== 'string' || !DECIMAL.test(raw.trim())) return undefined;
+  const n = Number(raw.trim());
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+export function integer(min: number, max: number): Kind<number> {
+  return {
+    expected: `an integer from ${min} to ${max}`,
+    metavar: 'n',
+    parse(raw) {
+      const n = wholeNumber(raw);
+      return n !== undefined && n >= min && n <= max ? ok(n) : bad();
+    },
+    format: String,
+  };
+}
+
+/** One of a fixed set of lowercase words; input case is ignored. */
+export function oneOf<const V extends string>(values: readonly V[]): Kind<V> {
+  return {
+    expected: `one of ${values.join(', ')}`,
+    metavar: 'value',
+    parse(raw) {
+      if (typeof raw !== 'string') return bad();
+      const wanted = raw.trim().toLowerCase();
+      const match = values.find((v) => v === wanted);
+      return match === undefined ? bad() : ok(match);
+    },
+    format: String,
+  };
+}
+
+/** A setting that may be left unset; only its default can be undefined. */
+export function optional<T>(kind: Kind<T>): Kind<T | undefined> {
+  return { ...kind, format: (value) => (value === undefined ? 'none' : kind.format(value)) };
+}
+
+export const strategy: Kind<StrategyName> = {
+  expected: `one of ${STRATEGY_SPELLINGS.join(', ')}`,
+  metavar: 'name',
+  parse(raw) {
+    const name = typeof raw === 'string' ? parseStrategy(raw.trim()) : undefined;
+    return name === undefined ? bad() : ok(name);
+  },
+  format: String,
+};
+
+// RFC 1123 hostname: dot-separated labels of letters, digits and inner hyphens.
+const HOST_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
+
+export const host: Kind<string> = {
+  expected: 'an IP address or hostname',
+  metavar: 'host',
+  parse(raw) {
+    if (typeof raw !== 'string') return bad();
+    const value = raw.trim();
+    if (isIP(value) !== 0) return ok(value);
+    const isHostname = value.length <= 253 && value.split('.').every((label) => HOST_LABEL.test(label));
+    return isHostname ? ok(value) : bad();
+  },
+  format: String,
+};
+
+export const path: Kind<string> = {
+  expected: 'a non-empty path',
+  metavar: 'path',
+  parse(raw) {
+    return typeof raw === 'string' && raw.trim() !== '' ? ok(raw.trim()) : bad();
+  },
+  format: String,
+};
+
+// RFC 9110 token characters. Node lowercases incoming header names, so the
+// name is stored lowercase for direct lookups in `request.headers`.
+const TOKEN = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
+
+export const headerName: Kind<string> = {
+  expected: 'an HTTP header name (RFC 9110 token characters, stored lowercase)',
+  metavar: 'name',
+  parse(raw) {
+    if (typeof raw !== 'string') return bad();
+    const value = raw.trim().toLowerCase();
+    return TOKEN.test(value) ? ok(value) : bad();
+  },
+  format: String,
+};
+
+export type TrustProxy = boolean | number | string[];
+
+/** Why an address or CIDR is invalid, or undefined when it is valid. */
+function addressProblem(entry: string): string | undefined {
+  const slash = entry.indexOf('/');
+  const address = slash === -1 ? entry : entry.slice(0, slash);
+  const family = isIP(address);
+  if (family === 0) return `"${entry}" is not an IP address or CIDR`;
+  if (slash === -1) return undefined;
+  const prefix = entry.slice(slash + 1);
+  const maxPrefix = family === 4 ? 32 : 128;
+  const bits = /^\d{1,3}$/.test(prefix) ? Number(prefix) : Number.NaN;
+  return bits <= maxPrefix ? undefined : `"${entry}" has a prefix length outside 0-${maxPrefix}`;
+}
+
+function addressList(entries: readonly unknown[]): Parsed<TrustProxy> {
+  const list: string[] = [];
+  for (const entry of entries) {
+    if (typeof entry !== 'string') return bad(`${JSON.stringify(entry)} is not an IP address or CIDR`);
+    const trimmed = entry.trim();
+    const problem = addressProblem(trimmed);
+    if (problem !== undefined) return bad(problem);
+    list.push(trimmed);
+  }
+  return list.length === 0 ? bad('the address list is empty') : ok(list);
+}
+
+/**
+ * Which proxies are believed about the client address: true/false (all or
+ * none), a hop count, or the proxies' own addresses. The values are those
+ * fastify's `trustProxy` option takes.
+ */
+export const trustProxy: Kind<TrustProxy> = {
+  expected: 'true, false, a hop count (integer >= 0) or a comma-separated list of IP addresses/CIDRs',
+  metavar: 'value',
+  parse(raw) {
+    if (typeof raw === 'boolean') return ok(raw);
+    if (Array.isArray(raw)) return addressList(raw);
+    const hops = wholeNumber(raw);
+    if (hops !== undefined) return hops >= 0 ? ok(hops) : bad();
+    if (typeof raw !== 'string') return bad();
+    const word = raw.trim().toLowerCase();
+    if (word === 'true' || word === 'false') return ok(word === 'true');
+    return addressList(raw.split(','));
+  },
+  format: (value) => (Array.isArray(value) ? value.join(',') : String(value)),
+};

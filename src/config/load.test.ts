@@ -1,0 +1,275 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { CONFIG_SETTINGS, ConfigError, loadConfig, type MaxineConfig } from './index.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'maxine-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function load(flags: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): MaxineConfig {
+  return loadConfig({ flags, env });
+}
+
+/** The ConfigError thrown for these inputs. */
+function problemsOf(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): ConfigError {
+  try {
+    load(flags, env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected loadConfig to throw');
+}
+
+describe('loadConfig defaults', () => {
+  test('every setting has its default when nothing is given', () => {
+    const config = load();
+    assert.deepEqual(config, {
+      host: '127.0.0.1',
+      port: 8080,
+      dataDir: './data',
+      logLevel: 'info',
+      heartbeatTimeoutSec: 5,
+      strategy: 'round-robin',
+      registryStateMode: 'local',
+      fsync: 'interval',
+      fsyncIntervalMs: 1000,
+      snapshotIntervalMs: 30000,
+      leaseCheckpointMs: 2000,
+      trustProxy: false,
+      hashKeyHeader: 'x-maxine-hash-key',
+      bodyLimitBytes: 65536,
+      eventRingSize: 10000,
+      maxInstancesPerService: 10000,
+      shutdownTimeoutMs: 10000,
+      configFile: undefined,
+    });
+    assert.deepEqual(Object.keys(config).sort(), CONFIG_SETTINGS.map((s) => s.key).sort());
+  });
+
+  test('the result is frozen', () => {
+    const config = load({ trustProxy: '10.0.0.1' });
+    assert.ok(Object.isFrozen(config));
+    assert.ok(Object.isFrozen(config.trustProxy));
+  });
+
+  test('flags that are not settings are ignored', () => {
+    assert.equal(load({ somethingElse: 'x' }).port, 8080);
+  });
+});
+
+describe('precedence: flag > env > file > default', () => {
+  const yaml = file('precedence.yaml', 'port: 7000\nlogLevel: warn\ndataDir: /from/file\nfsync: never\n');
+
+  test('port: flag, then MAXINE_PORT, then PORT, then file, then default', () => {
+    const env = { MAXINE_CONFIG_FILE: yaml, MAXINE_PORT: '9001', PORT: '9002' };
+    assert.equal(load({ port: '9000' }, env).port, 9000);
+    assert.equal(load({}, env).port, 9001);
+    assert.equal(load({}, { MAXINE_CONFIG_FILE: yaml, PORT: '9002' }).port, 9002);
+    assert.equal(load({}, { MAXINE_CONFIG_FILE: yaml }).port, 7000);
+    assert.equal(load().port, 8080);
+  });
+
+  test('MAXINE_PORT wins over PORT, even when PORT comes first in the environment', () => {
+    assert.equal(load({}, { PORT: '3000', MAXINE_PORT: '4000' }).port, 4000);
+  });
+
+  test('a flag equal to the default still wins over the environment', () => {
+    assert.equal(load({ port: '8080' }, { MAXINE_PORT: '9001' }).port, 8080);
+    assert.equal(load({ logLevel: 'info' }, { MAXINE_LOG_LEVEL: 'debug' }).logLevel, 'info');
+  });
+
+  test('logLevel, dataDir and fsync follow the same order', () => {
+    const env = { MAXINE_CONFIG_FILE: yaml, MAXINE_LOG_LEVEL: 'error', MAXINE_DATA_DIR: '/from/env' };
+    const fromFlags = load({ logLevel: 'debug', dataDir: '/from/flag', fsync: 'always' }, env);
+    assert.equal(fromFlags.logLevel, 'debug');
+    assert.equal(fromFlags.dataDir, '/from/flag');
+    assert.equal(fromFlags.fsync, 'always');
+    const fromEnv = load({}, env);
+    assert.equal(fromEnv.logLevel, 'error');
+    assert.equal(fromEnv.dataDir, '/from/env');
+    assert.equal(fromEnv.fsync, 'never');
+    assert.equal(fromEnv.snapshotIntervalMs, 30000);
+  });
+
+  test('original variable names: HEARTBEAT_TIMEOUT and SERVER_SELECTION_STRATEGY', () => {
+    const config = load({}, { HEARTBEAT_TIMEOUT: '30', SERVER_SELECTION_STRATEGY: 'WRR' });
+    assert.equal(config.heartbeatTimeoutSec, 30);
+    assert.equal(config.strategy, 'weighted-round-robin');
+    const prefixed = { MAXINE_HEARTBEAT_TIMEOUT: '10', HEARTBEAT_TIMEOUT: '30', MAXINE_SERVER_SELECTION_STRATEGY: 'CH' };
+    assert.equal(load({}, prefixed).heartbeatTimeoutSec, 10);
+    assert.equal(load({}, prefixed).strategy, 'consistent-hash');
+  });
+
+  test('empty environment variables count as unset', () => {
+    assert.equal(load({}, { MAXINE_PORT: '', PORT: '7001' }).port, 7001);
+    assert.equal(load({}, { MAXINE_PORT: '  ', PORT: '' }).port, 8080);
+    assert.equal(load({}, { MAXINE_HOST: '' }).host, '127.0.0.1');
+  });
+
+  test('--config wins over MAXINE_CONFIG_FILE', () => {
+    const other = file('other.json', '{"port": 7100}');
+    assert.equal(load({ config: other }, { MAXINE_CONFIG_FILE: yaml }).port, 7100);
+    assert.equal(load({ config: other }).configFile, other);
+  });
+});
+
+describe('invalid values name the setting and its allowed values', () => {
+  const cases: [flags: Record<string, unknown>, expected: string][] = [
+    [{ port: 'abc' }, '--port / MAXINE_PORT / PORT: "abc" is not an integer from 1 to 65535'],
+    [{ port: '0' }, '--port / MAXINE_PORT / PORT: "0" is not an integer from 1 to 65535'],
+    [{ port: '65536' }, '--port / MAXINE_PORT / PORT: "65536" is not an integer from 1 to 65535'],
+    [{ port: '0x1F' }, '--port / MAXINE_PORT / PORT: "0x1F" is not an integer from 1 to 65535'],
+    [{ port: '1e3' }, '--port / MAXINE_PORT / PORT: "1e3" is not an integer from 1 to 65535'],
+    [{ port: '80.5' }, '--port / MAXINE_PORT / PORT: "80.5" is not an integer from 1 to 65535'],
+    [{ fsync: 'sometimes' }, '--fsync / MAXINE_FSYNC: "sometimes" is not one of always, interval, never'],
+    [{ logLevel: 'loud' }, '--log-level / MAXINE_LOG_LEVEL: "loud" is not one of fatal, error, warn, info, debug, trace, silent'],
+    [{ registryStateMode: 'zookeeper' }, '--registry-state-mode / MAXINE_REGISTRY_STATE_MODE: "zookeeper" is not one of local'],
+    [{ host: 'not a host' }, '--host / MAXINE_HOST: "not a host" is not an IP address or hostname'],
+    [{ host: '-bad.example' }, '--host / MAXINE_HOST: "-bad.example" is not an IP address or hostname'],
+    [{ hashKeyHeader: 'x key' }, '--hash-key-header / MAXINE_HASH_KEY_HEADER: "x key" is not an HTTP header name'],
+    [{ heartbeatTimeout: '86401' }, '--heartbeat-timeout / MAXINE_HEARTBEAT_TIMEOUT / HEARTBEAT_TIMEOUT: "86401" is not an integer from 1 to 86400'],
+    [{ bodyLimit: '1023' }, '--body-limit / MAXINE_BODY_LIMIT: "1023" is not an integer from 1024 to 10485760'],
+    [{ trustProxy: 'maybe' }, '--trust-proxy / MAXINE_TRUST_PROXY: "maybe" is not true, false, a hop count'],
+    [{ dataDir: ' ' }, '--data-dir / MAXINE_DATA_DIR: " " is not a non-empty path'],
+  ];
+  for (const [flags, expected] of cases) {
+    test(`${JSON.stringify(flags)}`, () => {
+      const err = problemsOf(flags);
+      assert.equal(err.problems.length, 1);
+      assert.ok(err.problems[0]?.startsWith(expected), `${err.problems[0]} should start with ${expected}`);
+      assert.ok(err.message.includes(expected));
+    });
+  }
+
+  test('an unknown strategy lists every accepted spelling, original codes included', () => {
+    const [problem] = problemsOf({ strategy: 'fastest' }).problems;
+    assert.match(problem ?? '', /^--strategy \/ MAXINE_SERVER_SELECTION_STRATEGY \/ SERVER_SELECTION_STRATEGY: "fastest" is not one of /);
+    for (const spelling of ['round-robin', 'weighted-round-robin', 'p2c-ewma', 'RR', 'WRR', 'CH']) {
+      assert.ok(problem?.includes(spelling), `${spelling} missing from ${problem}`);
+    }
+  });
+
+  test('the message says which source gave the bad value', () => {
+    assert.match(problemsOf({}, { PORT: 'abc' }).message, /\[from PORT\]/);
+    assert.match(problemsOf({}, { MAXINE_PORT: 'abc', PORT: '80' }).message, /\[from MAXINE_PORT\]/);
+  });
+
+  test('a bad higher-precedence value is an error even when a lower one is valid', () => {
+    assert.throws(() => load({}, { MAXINE_PORT: 'abc', PORT: '80' }), ConfigError);
+  });
+
+  test('all problems are reported at once', () => {
+    const err = problemsOf(
+      { port: 'abc', host: 'bad host' },
+      { MAXINE_FSYNC: 'sometimes', MAXINE_LOG_LEVEL: 'loud', MAXINE_EVENT_RING_SIZE: '5' },
+    );
+    assert.equal(err.problems.length, 5);
+    for (const name of ['--port', '--host', 'MAXINE_FSYNC', 'MAXINE_LOG_LEVEL', 'MAXINE_EVENT_RING_SIZE']) {
+      assert.ok(err.message.includes(name), `${name} missing from ${err.message}`);
+    }
+    assert.match(err.message, /^invalid configuration \(5 problems\):\n {2}--host/);
+    assert.equal(err.name, 'ConfigError');
+  });
+});
+
+describe('config files', () => {
+  test('YAML with numbers, strings and a trustProxy list', () => {
+    const path = file(
+      'maxine.yaml',
+      [
+        'host: 0.0.0.0',
+        'port: 9100',
+        'dataDir: /var/lib/maxine',
+        'strategy: RH',
+        'heartbeatTimeoutSec: "15"',
+        'trustProxy:',
+        '  - 10.0.0.0/8',
+        '  - ::1',
+        'hashKeyHeader: X-Tenant',
+        '',
+      ].join('\n'),
+    );
+    const config = load({ config: path });
+    assert.equal(config.host, '0.0.0.0');
+    assert.equal(config.port, 9100);
+    assert.equal(config.dataDir, '/var/lib/maxine');
+    assert.equal(config.strategy, 'rendezvous-hash');
+    assert.equal(config.heartbeatTimeoutSec, 15);
+    assert.deepEqual(config.trustProxy, ['10.0.0.0/8', '::1']);
+    assert.equal(config.hashKeyHeader, 'x-tenant');
+  });
+
+  test('.yml is YAML too, and booleans and hop counts are accepted as YAML scalars', () => {
+    assert.equal(load({ config: file('a.yml', 'trustProxy: true\n') }).trustProxy, true);
+    assert.equal(load({ config: file('b.yml', 'trustProxy: 2\n') }).trustProxy, 2);
+  });
+
+  test('JSON', () => {
+    const path = file('maxine.json', JSON.stringify({ port: 9200, fsync: 'always', trustProxy: false }));
+    const config = load({}, { MAXINE_CONFIG_FILE: path });
+    assert.equal(config.port, 9200);
+    assert.equal(config.fsync, 'always');
+    assert.equal(config.trustProxy, false);
+  });
+
+  test('an empty YAML file and `key:` with no value set nothing', () => {
+    assert.equal(load({ config: file('empty.yaml', '') }).port, 8080);
+    assert.equal(load({ config: file('null.yaml', 'port:\n') }).port, 8080);
+  });
+
+  test('bad values in the file name the setting and the file', () => {
+    const path = file('bad.yaml', 'port: 70000\nfsync: sometimes\n');
+    const err = problemsOf({ config: path });
+    assert.equal(err.problems.length, 2);
+    assert.ok(err.problems[0]?.startsWith('--port / MAXINE_PORT / PORT: 70000 is not an integer from 1 to 65535'));
+    assert.ok(err.problems[0]?.includes(`[from config file ${JSON.stringify(path)} key port]`));
+    assert.ok(err.problems[1]?.startsWith('--fsync / MAXINE_FSYNC: "sometimes" is not one of always, interval, never'));
+  });
+
+  test('wrong types in the file are rejected', () => {
+    const path = file('types.json', JSON.stringify({ port: true, host: 12, logLevel: ['info'] }));
+    assert.equal(problemsOf({ config: path }).problems.length, 3);
+  });
+
+  test('unknown keys are rejected, naming them and listing the valid keys', () => {
+    const path = file('typo.yaml', 'prot: 80\nport: 81\nlog_level: info\n');
+    const err = problemsOf({ config: path });
+    assert.equal(err.problems.length, 1);
+    assert.match(err.message, /unknown keys "prot", "log_level"; valid keys are host, port, dataDir, logLevel, /);
+    assert.ok(err.message.includes('shutdownTimeoutMs'));
+  });
+
+  test('the config file cannot name another config file', () => {
+    const path = file('nested.yaml', 'configFile: other.yaml\n');
+    assert.match(problemsOf({ config: path }).message, /unknown key "configFile"/);
+    assert.doesNotMatch(problemsOf({ config: path }).message, /valid keys are.*configFile/);
+  });
+
+  test('unusable files are reported against --config / MAXINE_CONFIG_FILE, along with other problems', () => {
+    const cases: [path: string, expected: RegExp][] = [
+      [file('maxine.toml', 'port = 1'), /^--config \/ MAXINE_CONFIG_FILE: ".*maxine\.toml" does not end in \.yaml, \.yml or \.json$/],
+      [join(dir, 'missing.yaml'), /^--config \/ MAXINE_CONFIG_FILE: ".*missing\.yaml" cannot be read: ENOENT/],
+      [file('broken.yaml', 'port: [1\n'), /^--config \/ MAXINE_CONFIG_FILE: ".*broken\.yaml" cannot be read: /],
+      [file('broken.json', '{"port": '), /^--config \/ MAXINE_CONFIG_FILE: ".*broken\.json" cannot be read: /],
+    ];
+    for (const [path, expected] of cases) {
+      const err = problemsOf({ config: path, port: 'abc' });
+      assert.equal(err.problems.length, 2, err.message);
+      assert.match(err.problems[0] ?? '', expected);
+      assert.match(err.problems[1] ?? '', /^--port/);
+    }
+  });
+
+  test('a file that is not a mapping is rejected', () => {
+    assert.match(problemsOf({ config: file('list.yaml', '- port\n') }).message, /expected a mapping of setting names to values/);
+  });
+});

@@ -1,0 +1,199 @@
+import { STORE_KINDS } from '../store/store.ts';
+import { headerName, host, integer, oneOf, optional, path, strategy, trustProxy, type Kind } from './kinds.ts';
+
+/** One configuration setting; everything else (parsing, help, docs) is derived from these. */
+export interface Setting<K extends string, T> {
+  /** Property of MaxineConfig, and the key in the config file. */
+  readonly key: K;
+  /** Long command-line flag, e.g. `--data-dir`. */
+  readonly flag: string;
+  /** Environment variables, highest precedence first. */
+  readonly env: readonly string[];
+  readonly kind: Kind<T>;
+  readonly default: T;
+  /** One line for help text and the README table. */
+  readonly description: string;
+}
+
+function setting<K extends string, T>(spec: {
+  key: K;
+  flag: string;
+  env: readonly string[];
+  kind: Kind<T>;
+  default: NoInfer<T>;
+  description: string;
+}): Setting<K, T> {
+  return spec;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const FSYNC_MODES = ['always', 'interval', 'never'] as const;
+
+/**
+ * Named separately because it is resolved first (from flags and environment
+ * only: a file cannot point at another file) so that the file can be read.
+ */
+export const CONFIG_FILE = setting({
+  key: 'configFile',
+  flag: '--config',
+  env: ['MAXINE_CONFIG_FILE'],
+  kind: optional(path),
+  default: undefined,
+  description: 'YAML (.yaml, .yml) or JSON (.json) file mapping setting names (e.g. dataDir) to values.',
+});
+
+export const CONFIG_SETTINGS = [
+  setting({
+    key: 'host',
+    flag: '--host',
+    env: ['MAXINE_HOST'],
+    kind: host,
+    default: '127.0.0.1',
+    description: 'Address to listen on; the default only accepts local connections, production uses 0.0.0.0.',
+  }),
+  setting({
+    key: 'port',
+    flag: '--port',
+    env: ['MAXINE_PORT', 'PORT'],
+    kind: integer(1, 65535),
+    default: 8080,
+    description: 'TCP port to listen on (PORT is the original Maxine name).',
+  }),
+  setting({
+    key: 'dataDir',
+    flag: '--data-dir',
+    env: ['MAXINE_DATA_DIR'],
+    kind: path,
+    default: './data',
+    description: 'Directory for the local log and snapshots, relative to the working directory.',
+  }),
+  setting({
+    key: 'logLevel',
+    flag: '--log-level',
+    env: ['MAXINE_LOG_LEVEL'],
+    kind: oneOf(LOG_LEVELS),
+    default: 'info',
+    description: 'Lowest log level written.',
+  }),
+  setting({
+    key: 'heartbeatTimeoutSec',
+    flag: '--heartbeat-timeout',
+    env: ['MAXINE_HEARTBEAT_TIMEOUT', 'HEARTBEAT_TIMEOUT'],
+    kind: integer(1, 86400),
+    default: 5,
+    description: 'Lease TTL in seconds for registrations that give no timeOut.',
+  }),
+  setting({
+    key: 'strategy',
+    flag: '--strategy',
+    env: ['MAXINE_SERVER_SELECTION_STRATEGY', 'SERVER_SELECTION_STRATEGY'],
+    kind: strategy,
+    default: 'round-robin',
+    description: 'Default server selection strategy; the original short codes are accepted.',
+  }),
+  setting({
+    key: 'registryStateMode',
+    flag: '--registry-state-mode',
+    env: ['MAXINE_REGISTRY_STATE_MODE'],
+    kind: oneOf(STORE_KINDS),
+    default: 'local',
+    description: 'Store that holds the registry state.',
+  }),
+  setting({
+    key: 'fsync',
+    flag: '--fsync',
+    env: ['MAXINE_FSYNC'],
+    kind: oneOf(FSYNC_MODES),
+    default: 'interval',
+    description: 'When the local log is fsynced: after every write, every fsync interval, or never.',
+  }),
+  setting({
+    key: 'fsyncIntervalMs',
+    flag: '--fsync-interval-ms',
+    env: ['MAXINE_FSYNC_INTERVAL_MS'],
+    kind: integer(10, 60000),
+    default: 1000,
+    description: 'Milliseconds between fsyncs when fsync is interval.',
+  }),
+  setting({
+    key: 'snapshotIntervalMs',
+    flag: '--snapshot-interval-ms',
+    env: ['MAXINE_SNAPSHOT_INTERVAL_MS'],
+    kind: integer(1000, 3600000),
+    default: 30000,
+    description: 'Milliseconds between snapshots of the local store.',
+  }),
+  setting({
+    key: 'leaseCheckpointMs',
+    flag: '--lease-checkpoint-ms',
+    env: ['MAXINE_LEASE_CHECKPOINT_MS'],
+    kind: integer(100, 60000),
+    default: 2000,
+    description: 'Milliseconds between checkpoints of lease renewals (heartbeats do not touch the disk).',
+  }),
+  setting({
+    key: 'trustProxy',
+    flag: '--trust-proxy',
+    env: ['MAXINE_TRUST_PROXY'],
+    kind: trustProxy,
+    default: false,
+    description: "Which proxies' X-Forwarded-For is believed when taking the client address for hashing.",
+  }),
+  setting({
+    key: 'hashKeyHeader',
+    flag: '--hash-key-header',
+    env: ['MAXINE_HASH_KEY_HEADER'],
+    kind: headerName,
+    default: 'x-maxine-hash-key',
+    description: 'Request header carrying an explicit key for the hashing strategies.',
+  }),
+  setting({
+    key: 'bodyLimitBytes',
+    flag: '--body-limit',
+    env: ['MAXINE_BODY_LIMIT'],
+    kind: integer(1024, 10485760),
+    default: 65536,
+    description: 'Largest accepted request body in bytes.',
+  }),
+  setting({
+    key: 'eventRingSize',
+    flag: '--event-ring-size',
+    env: ['MAXINE_EVENT_RING_SIZE'],
+    kind: integer(100, 1000000),
+    default: 10000,
+    description: 'Recent changes kept for watchers to resume from before they must resync.',
+  }),
+  setting({
+    key: 'maxInstancesPerService',
+    flag: '--max-instances-per-service',
+    env: ['MAXINE_MAX_INSTANCES_PER_SERVICE'],
+    kind: integer(1, 100000),
+    default: 10000,
+    description: 'Registrations beyond this many instances of one service are refused.',
+  }),
+  setting({
+    key: 'shutdownTimeoutMs',
+    flag: '--shutdown-timeout-ms',
+    env: ['MAXINE_SHUTDOWN_TIMEOUT_MS'],
+    kind: integer(100, 120000),
+    default: 10000,
+    description: 'Milliseconds to drain and close on SIGTERM/SIGINT before exiting with code 1.',
+  }),
+  CONFIG_FILE,
+] as const;
+
+export type AnySetting = (typeof CONFIG_SETTINGS)[number];
+
+export type MaxineConfig = {
+  readonly [S in AnySetting as S['key']]: S extends Setting<string, infer T> ? T : never;
+};
+
+/** Property name commander gives a flag's value: `--data-dir` -> `dataDir`. */
+export function flagAttribute(flag: string): string {
+  return flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** Every name a setting goes by on the command line and in the environment. */
+export function settingLabel(s: AnySetting): string {
+  return [s.flag, ...s.env].join(' / ');
+}

@@ -1,0 +1,99 @@
+/**
+ * The registry's unit of data. An Instance is immutable: every visible change
+ * produces a new object, so eligible sets, pickers and snapshots can share
+ * references without copying. Lease timing (renewals) lives beside it in the
+ * catalog entry, because renewals are frequent and not visible changes.
+ */
+
+export const ADMIN_STATUSES = ['up', 'starting', 'draining', 'maintenance'] as const;
+export type AdminStatus = (typeof ADMIN_STATUSES)[number];
+
+export const HEALTH_STATES = ['passing', 'warning', 'critical'] as const;
+export type Health = (typeof HEALTH_STATES)[number];
+
+export type Scheme = 'http' | 'https';
+
+/** What a client supplies when it registers; everything else is derived. */
+export interface InstanceSpec {
+  readonly service: string;
+  readonly id: string;
+  readonly scheme: Scheme;
+  readonly host: string;
+  /** 0 means "no port in the address" (the original Maxine allowed it). */
+  readonly port: number;
+  /** Path prefix appended to the address, '' or starting with '/'. */
+  readonly path: string;
+  readonly weight: number;
+  readonly tags: readonly string[];
+  readonly version: string;
+  readonly zone: string;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly healthCheckPath: string;
+  readonly status: AdminStatus;
+  readonly ttlMs: number;
+}
+
+export interface Instance extends InstanceSpec {
+  readonly health: Health;
+  readonly healthReason: string;
+  readonly healthChangedAt: number;
+  /** Epoch ms of the first registration of this id (kept across upserts). */
+  readonly registeredAt: number;
+  readonly createRevision: number;
+  readonly modifyRevision: number;
+  /** `scheme://host[:port][path]`, as the original Maxine built it. */
+  readonly address: string;
+}
+
+/** Identifies an instance across the whole catalog. */
+export interface InstanceKey {
+  readonly service: string;
+  readonly id: string;
+}
+
+export function buildAddress(scheme: Scheme, host: string, port: number, path: string): string {
+  const bracketed = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  const portPart = port > 0 ? `:${port}` : '';
+  return `${scheme}://${bracketed}${portPart}${path}`;
+}
+
+/**
+ * True when two specs describe the same visible instance, so that a
+ * re-registration is only a lease renewal and must not bump the revision.
+ */
+export function sameSpec(a: InstanceSpec, b: InstanceSpec): boolean {
+  return (
+    a.service === b.service &&
+    a.id === b.id &&
+    a.scheme === b.scheme &&
+    a.host === b.host &&
+    a.port === b.port &&
+    a.path === b.path &&
+    a.weight === b.weight &&
+    a.version === b.version &&
+    a.zone === b.zone &&
+    a.healthCheckPath === b.healthCheckPath &&
+    a.status === b.status &&
+    a.ttlMs === b.ttlMs &&
+    sameList(a.tags, b.tags) &&
+    sameMap(a.metadata, b.metadata)
+  );
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameMap(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const ak = Object.keys(a);
+  if (ak.length !== Object.keys(b).length) return false;
+  for (const k of ak) if (!Object.hasOwn(b, k) || a[k] !== b[k]) return false;
+  return true;
+}
+
+/** Eligible for new picks: admin status up and not failing its checks. */
+export function isEligible(instance: Instance): boolean {
+  return instance.status === 'up' && instance.health !== 'critical';
+}

@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { actuatorRoutes } from './actuator/routes.ts';
+import type { TrustProxy } from '../config/kinds.ts';
+import type { AppContext } from './context.ts';
+import { ErrorBody, installErrorHandling } from './errors.ts';
+import { lightningRoutes } from './lightning/routes.ts';
+import { controlRoutes } from './maxine/control.ts';
+import { RegisterBody } from './maxine/registration.ts';
+import { serviceOpsRoutes } from './maxine/serviceops.ts';
+import { installPermissions, OPEN_AUTHORIZER, type Authorizer } from './permissions.ts';
+import { InstanceBody, LeasedInstanceBody } from './views.ts';
+import { Type } from 'typebox';
+import { LIMITS } from '../core/validation.ts';
+
+export interface AppOptions {
+  readonly logger: FastifyBaseLogger;
+  readonly authorizer?: Authorizer;
+}
+
+/** A hop count trusts that many proxies nearest to Maxine (proxy-addr's meaning of a number). */
+function trustProxyOption(value: TrustProxy): boolean | string[] | ((address: string, hop: number) => boolean) {
+  return typeof value === 'number' ? (_address, hop) => hop < value : value;
+}
+
+/** Request ids: the caller's own when it is a sane token, else this boot's prefix and a counter. */
+const incomingRequestId = /^[A-Za-z0-9._:-]{1,64}$/;
+
+export async function buildApp(ctx: AppContext, options: AppOptions): Promise<FastifyInstance> {
+  const bootId = randomBytes(4).toString('hex');
+  let requests = 0;
+  const app = Fastify({
+    loggerInstance: options.logger,
+    // Per-request lines would cost more than the discover itself; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: ctx.config.bodyLimitBytes,
+    trustProxy: trustProxyOption(ctx.config.trustProxy),
+    requestIdHeader: false,
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && incomingRequestId.test(given) ? given : `${bootId}-${(++requests).toString(36)}`;
+    },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    ajv: {
+      // Bodies are typed as JSON types; nothing is coerced, and unknown query parameters are refused, not dropped.
+      customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false },
+    },
+    forceCloseConnections: 'idle',
+  });
+
+  installErrorHandling(app);
+  installPermissions(app, options.authorizer ?? OPEN_AUTHORIZER);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  app.addSchema(ErrorBody);
+  app.addSchema(InstanceBody);
+  app.addSchema(LeasedInstanceBody);
+  app.addSchema(RegisterBody);
+  app.addSchema(
+    Type.Object(
+      {
+        serviceName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
+        nodeName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
+      },
+      { $id: 'InstanceRef' },
+    ),
+  );
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Maxine',
+        description: 'Service registry, discovery server and traffic control plane',
+        version: '0.1.0',
+      },
+      tags: [
+        { name: 'maxine', description: 'The Maxine API (compatible with the original Maxine)' },
+        { name: 'lightning', description: "The original Lightning mode's root routes" },
+        { name: 'actuator', description: 'Operational endpoints' },
+      ],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  await app.register(async (docs) => {
+    // The documentation routes are added by a plugin; they are public like the spec they show.
+    docs.addHook('onRoute', (route) => {
+      route.config = { ...route.config, permission: 'public' };
+    });
+    await docs.register(swaggerUi, { routePrefix: '/api-docs' });
+    docs.get('/api-docs/openapi.json', { config: { permission: 'public' }, schema: { hide: true } }, async () =>
+      app.swagger(),
+    );
+  });
+
+  await app.register(serviceOpsRoutes(ctx), { prefix: '/api/maxine/serviceops' });
+  await app.register(controlRoutes(ctx), { prefix: '/api/maxine/control' });
+  await app.register(actuatorRoutes(ctx), { prefix: '/api/actuator' });
+  await app.register(lightningRoutes(ctx));
+  return app;
+}

@@ -1,0 +1,11 @@
+import type { MaxineConfig } from '../config/schema.ts';
+import type { Registry } from '../registry/registry.ts';
+import type { RuntimeConfig } from '../registry/runtime-config.ts';
+
+/** What every surface needs; surfaces hold no registry state of their own. */
+export interface AppContext {
+  readonly registry: Registry;
+  readonly runtime: RuntimeConfig;
+  readonly config: MaxineConfig;
+  readonly startedAt: number;
+}

@@ -1,0 +1,229 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { Type, type Static } from 'typebox';
+import type { InstanceKey, InstanceSpec } from '../../core/instance.ts';
+import { checkHost, checkInstanceId, checkServiceName, checkTags, checkVersion, LIMITS, type FieldProblem } from '../../core/validation.ts';
+import type { AppContext } from '../context.ts';
+import { ApiError } from '../errors.ts';
+import { filterParams, hashKey, strategyParam } from '../request-values.ts';
+
+/**
+ * The original Lightning mode's root routes. Lightning clients heartbeat
+ * against its fixed 30 s timeout, so their leases keep it.
+ */
+const LIGHTNING_TTL_MS = 30_000;
+
+const LightningRegister = Type.Object({
+  serviceName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
+  host: Type.String({ minLength: 1, maxLength: LIMITS.hostLength }),
+  port: Type.Integer({ minimum: 1, maximum: 65535 }),
+  metadata: Type.Optional(
+    Type.Object({
+      version: Type.Optional(Type.String({ maxLength: LIMITS.versionLength })),
+      weight: Type.Optional(Type.Integer({ minimum: 1, maximum: LIMITS.maxWeight })),
+      tags: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: LIMITS.tagLength }), { maxItems: LIMITS.tags })),
+    }),
+  ),
+});
+
+const NodeRef = Type.Object({ nodeId: Type.String({ minLength: 3, maxLength: 2 * LIMITS.nameLength + 1 }) });
+
+const LightningDiscoverQuery = Type.Object(
+  {
+    serviceName: Type.Optional(Type.String({ maxLength: LIMITS.nameLength })),
+    loadBalancing: Type.Optional(Type.String({ maxLength: 64 })),
+    version: Type.Optional(Type.String({ maxLength: LIMITS.versionLength })),
+    tags: Type.Optional(Type.String({ maxLength: 2048 })),
+    key: Type.Optional(Type.String({ maxLength: 512 })),
+  },
+  { additionalProperties: false },
+);
+
+const Success = Type.Object({ success: Type.Boolean() });
+
+/**
+ * A node id is `serviceName:host:port`, unique across services (the
+ * original's `host:port` collided). Service names cannot contain ':', so the
+ * first ':' always separates the service from the instance id.
+ */
+export function parseNodeId(nodeId: string): InstanceKey | undefined {
+  const colon = nodeId.indexOf(':');
+  if (colon <= 0 || colon === nodeId.length - 1) return undefined;
+  return { service: nodeId.slice(0, colon), id: nodeId.slice(colon + 1) };
+}
+
+function nodeKey(nodeId: string): InstanceKey {
+  const key = parseNodeId(nodeId);
+  if (key === undefined || checkServiceName(key.service) || checkInstanceId(key.id)) {
+    throw ApiError.validation([{ field: 'nodeId', problem: 'must be serviceName:host:port as returned by /register' }]);
+  }
+  return key;
+}
+
+function unknownNode(nodeId: string): ApiError {
+  return new ApiError(404, 'NOT_FOUND', `No node "${nodeId}" is registered.`);
+}
+
+export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
+  const { registry, runtime, config } = ctx;
+  return async (app) => {
+    app.post(
+      '/register',
+      {
+        config: { permission: 'register' },
+        schema: {
+          tags: ['lightning'],
+          summary: 'Register (Lightning mode); re-registering an existing node renews it',
+          body: LightningRegister,
+          response: {
+            200: Type.Object({ nodeId: Type.String(), status: Type.Literal('registered') }),
+            400: Type.Ref('Error'),
+            409: Type.Ref('Error'),
+            503: Type.Ref('Error'),
+          },
+        },
+      },
+      async (request) => {
+        const body = request.body as Static<typeof LightningRegister>;
+        const meta = body.metadata ?? {};
+        const problems = [
+          checkServiceName(body.serviceName),
+          checkHost(body.host, 'host'),
+          checkVersion(meta.version ?? '', 'metadata.version'),
+          checkTags(meta.tags ?? [], 'metadata.tags'),
+        ].filter((p): p is FieldProblem => p !== undefined);
+        if (problems.length > 0) throw ApiError.validation(problems);
+        // IPv6 hosts are bracketed so the id reads as an address and stays parseable.
+        const host = body.host.includes(':') && !body.host.startsWith('[') ? `[${body.host}]` : body.host;
+        const id = `${host}:${body.port}`;
+        const spec: InstanceSpec = {
+          service: body.serviceName,
+          id,
+          scheme: 'http',
+          host: body.host,
+          port: body.port,
+          path: '',
+          weight: meta.weight ?? 1,
+          tags: [...new Set(meta.tags ?? [])],
+          version: meta.version ?? '',
+          zone: '',
+          metadata: {},
+          healthCheckPath: '',
+          status: 'up',
+          ttlMs: LIGHTNING_TTL_MS,
+        };
+        await registry.register(spec);
+        return { nodeId: `${body.serviceName}:${id}`, status: 'registered' as const };
+      },
+    );
+
+    app.post(
+      '/heartbeat',
+      {
+        config: { permission: 'register' },
+        schema: {
+          tags: ['lightning'],
+          summary: 'Renew a node (Lightning mode)',
+          body: NodeRef,
+          response: { 200: Success, 400: Type.Ref('Error'), 404: Type.Ref('Error') },
+        },
+      },
+      async (request) => {
+        const { nodeId } = request.body as Static<typeof NodeRef>;
+        if (registry.heartbeat(nodeKey(nodeId)) === undefined) throw unknownNode(nodeId);
+        return { success: true };
+      },
+    );
+
+    app.delete(
+      '/deregister',
+      {
+        config: { permission: 'deregister' },
+        schema: {
+          tags: ['lightning'],
+          summary: 'Remove a node (Lightning mode)',
+          body: NodeRef,
+          response: { 200: Success, 400: Type.Ref('Error'), 404: Type.Ref('Error'), 503: Type.Ref('Error') },
+        },
+      },
+      async (request) => {
+        const { nodeId } = request.body as Static<typeof NodeRef>;
+        if ((await registry.deregister(nodeKey(nodeId))) === undefined) throw unknownNode(nodeId);
+        return { success: true };
+      },
+    );
+
+    app.get(
+      '/discover',
+      {
+        config: { permission: 'discover' },
+        schema: {
+          tags: ['lightning'],
+          summary: 'Choose a node as JSON (Lightning mode)',
+          querystring: LightningDiscoverQuery,
+          response: {
+            200: Type.Object({
+              address: Type.String({ description: 'host:port, as Lightning mode answered' }),
+              nodeName: Type.String(),
+              nodeId: Type.String(),
+              url: Type.String(),
+              healthy: Type.Boolean(),
+            }),
+            400: Type.Ref('Error'),
+            404: Type.Ref('Error'),
+          },
+        },
+      },
+      async (request) => {
+        const query = request.query as Static<typeof LightningDiscoverQuery>;
+        if (!query.serviceName) {
+          throw new ApiError(400, 'VALIDATION_FAILED', 'Missing serviceName', [{ field: 'serviceName', problem: 'is required' }]);
+        }
+        const badName = checkServiceName(query.serviceName);
+        if (badName) throw ApiError.validation([badName]);
+        const strategy = strategyParam(query.loadBalancing, 'loadBalancing', runtime.settings.serverSelectionStrategy);
+        const filter = filterParams({ tags: query.tags, version: query.version });
+        const instance = registry.discover(query.serviceName, filter, strategy, hashKey(request, query.key, config.hashKeyHeader));
+        // Lightning mode answered a miss with 404 and this message; its clients rely on it.
+        if (instance === undefined) throw new ApiError(404, 'SERVICE_UNAVAILABLE', 'Service unavailable');
+        const hostPort = instance.port > 0 ? `${instance.host}:${instance.port}` : instance.host;
+        return {
+          address: hostPort,
+          nodeName: instance.id,
+          nodeId: `${instance.service}:${instance.id}`,
+          url: instance.address,
+          healthy: instance.health !== 'critical',
+        };
+      },
+    );
+
+    app.get(
+      '/servers',
+      {
+        config: { permission: 'registry:read' },
+        schema: {
+          tags: ['lightning'],
+          summary: 'Service names (Lightning mode)',
+          response: { 200: Type.Object({ services: Type.Array(Type.String()) }) },
+        },
+      },
+      async () => ({ services: [...registry.catalog.allServices()].map((s) => s.name).sort() }),
+    );
+
+    app.get(
+      '/health',
+      {
+        config: { permission: 'public' },
+        schema: {
+          tags: ['lightning'],
+          summary: 'Liveness with counts (Lightning mode)',
+          response: { 200: Type.Object({ status: Type.Literal('ok'), services: Type.Integer(), nodes: Type.Integer() }) },
+        },
+      },
+      async () => ({
+        status: 'ok' as const,
+        services: registry.catalog.serviceCount,
+        nodes: registry.catalog.instanceCount,
+      }),
+    );
+  };
+}

@@ -1,0 +1,221 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { Type, type Static } from 'typebox';
+import { checkInstanceId, checkPath, checkServiceName, LIMITS } from '../../core/validation.ts';
+import type { InstanceKey } from '../../core/instance.ts';
+import type { AppContext } from '../context.ts';
+import { ApiError } from '../errors.ts';
+import { filterParams, hashKey, strategyParam } from '../request-values.ts';
+import { instanceJson, legacyServersView, servicesV2View } from '../views.ts';
+import { RegisterBody, registrationSpec } from './registration.ts';
+
+const InstanceRef = Type.Object(
+  {
+    serviceName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
+    nodeName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
+  },
+  { $id: 'InstanceRef' },
+);
+
+const DiscoverQuery = Type.Object(
+  {
+    serviceName: Type.Optional(Type.String({ maxLength: LIMITS.nameLength })),
+    endPoint: Type.Optional(Type.String({ maxLength: 2048, description: 'appended to the chosen address in the redirect' })),
+    format: Type.Optional(Type.Union([Type.Literal('redirect'), Type.Literal('json')])),
+    strategy: Type.Optional(Type.String({ maxLength: 64, description: 'a strategy name or the original code (RR, CH, RH, ...)' })),
+    tags: Type.Optional(Type.String({ maxLength: 2048, description: 'comma-separated; the instance must carry all' })),
+    version: Type.Optional(Type.String({ maxLength: LIMITS.versionLength })),
+    zone: Type.Optional(Type.String({ maxLength: LIMITS.zoneLength })),
+    meta: Type.Optional(Type.String({ maxLength: 4096, description: 'comma-separated key:value metadata that must match' })),
+    key: Type.Optional(Type.String({ maxLength: 512, description: 'hash key for consistent-hash and rendezvous-hash' })),
+  },
+  { additionalProperties: false },
+);
+
+const ServersQuery = Type.Object(
+  {
+    format: Type.Optional(Type.Union([Type.Literal('v1'), Type.Literal('v2')])),
+    serviceName: Type.Optional(Type.String({ maxLength: LIMITS.nameLength })),
+  },
+  { additionalProperties: false },
+);
+
+const RegisterResponse = Type.Object({
+  hostName: Type.String(),
+  nodeName: Type.String(),
+  serviceName: Type.String(),
+  timeOut: Type.Integer(),
+  weight: Type.Integer(),
+  address: Type.String(),
+  healthCheckPath: Type.String(),
+  registeredAt: Type.String({ format: 'date-time' }),
+  ssl: Type.Boolean(),
+  port: Type.Integer(),
+  path: Type.String(),
+  tags: Type.Array(Type.String()),
+  version: Type.String(),
+  zone: Type.String(),
+  metadata: Type.Record(Type.String(), Type.String()),
+  status: Type.String(),
+  health: Type.String(),
+  revision: Type.Integer({ description: 'modify revision of this instance' }),
+});
+
+const errors = { 400: Type.Ref('Error'), 404: Type.Ref('Error'), 503: Type.Ref('Error') };
+
+/** The original Maxine's /api/maxine/serviceops routes, plus heartbeat and deregister. */
+export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
+  const { registry, runtime, config } = ctx;
+  return async (app) => {
+    app.post(
+      '/register',
+      {
+        config: { permission: 'register' },
+        schema: {
+          tags: ['maxine'],
+          summary: 'Register an instance (an upsert that also renews its lease)',
+          body: Type.Ref('RegisterRequest'),
+          response: { 200: RegisterResponse, 400: Type.Ref('Error'), 409: Type.Ref('Error'), 503: Type.Ref('Error') },
+        },
+      },
+      async (request) => {
+        const spec = registrationSpec(request.body as RegisterBody, runtime.settings.heartBeatTimeout);
+        const { instance } = await registry.register(spec);
+        return {
+          hostName: instance.host,
+          nodeName: instance.id,
+          serviceName: instance.service,
+          timeOut: Math.round(instance.ttlMs / 1000),
+          weight: instance.weight,
+          address: instance.address,
+          healthCheckPath: instance.healthCheckPath,
+          registeredAt: new Date(instance.registeredAt).toISOString(),
+          ssl: instance.scheme === 'https',
+          port: instance.port,
+          path: instance.path,
+          tags: instance.tags,
+          version: instance.version,
+          zone: instance.zone,
+          metadata: instance.metadata,
+          status: instance.status,
+          health: instance.health,
+          revision: instance.modifyRevision,
+        };
+      },
+    );
+
+    app.post(
+      '/heartbeat',
+      {
+        config: { permission: 'register' },
+        schema: {
+          tags: ['maxine'],
+          summary: 'Renew the lease of a registered instance',
+          body: Type.Ref('InstanceRef'),
+          response: {
+            200: Type.Object({
+              serviceName: Type.String(),
+              nodeName: Type.String(),
+              timeOut: Type.Integer(),
+            }),
+            ...errors,
+          },
+        },
+      },
+      async (request) => {
+        const { serviceName, nodeName } = request.body as { serviceName: string; nodeName: string };
+        const instance = registry.heartbeat(instanceKey(serviceName, nodeName));
+        if (instance === undefined) throw unknownInstance(serviceName, nodeName);
+        return { serviceName, nodeName, timeOut: Math.round(instance.ttlMs / 1000) };
+      },
+    );
+
+    app.delete(
+      '/deregister',
+      {
+        config: { permission: 'deregister' },
+        schema: {
+          tags: ['maxine'],
+          summary: 'Remove an instance',
+          body: Type.Ref('InstanceRef'),
+          response: {
+            200: Type.Object({ message: Type.String(), serviceName: Type.String(), nodeName: Type.String() }),
+            ...errors,
+          },
+        },
+      },
+      async (request) => {
+        const { serviceName, nodeName } = request.body as { serviceName: string; nodeName: string };
+        const removed = await registry.deregister(instanceKey(serviceName, nodeName));
+        if (removed === undefined) throw unknownInstance(serviceName, nodeName);
+        return { message: 'Deregistered successfully', serviceName, nodeName };
+      },
+    );
+
+    app.get(
+      '/discover',
+      {
+        config: { permission: 'discover' },
+        schema: {
+          tags: ['maxine'],
+          summary: 'Choose a healthy instance: a 302 to its address (default) or the instance as JSON',
+          querystring: DiscoverQuery,
+          response: { 200: Type.Ref('Instance'), 302: Type.Null({ description: 'Location: address + endPoint' }), ...errors },
+        },
+      },
+      async (request, reply) => {
+        const query = request.query as Static<typeof DiscoverQuery>;
+        if (!query.serviceName) {
+          throw new ApiError(400, 'VALIDATION_FAILED', 'Please provide the serviceName.', [
+            { field: 'serviceName', problem: 'is required' },
+          ]);
+        }
+        const badName = checkServiceName(query.serviceName);
+        if (badName) throw ApiError.validation([badName]);
+        const endPoint = query.endPoint ? (query.endPoint.startsWith('/') ? query.endPoint : `/${query.endPoint}`) : '';
+        const badEndPoint = endPoint ? checkPath(endPoint.split('?')[0]!, 'endPoint') : undefined;
+        if (badEndPoint) throw ApiError.validation([badEndPoint]);
+        const strategy = strategyParam(query.strategy, 'strategy', runtime.settings.serverSelectionStrategy);
+        const instance = registry.discover(
+          query.serviceName,
+          filterParams(query),
+          strategy,
+          hashKey(request, query.key, config.hashKeyHeader),
+        );
+        if (instance === undefined) throw new ApiError(503, 'SERVICE_UNAVAILABLE', 'Service Unavailable');
+        if (query.format === 'json') return reply.type('application/json; charset=utf-8').send(instanceJson(instance));
+        return reply.redirect(instance.address + endPoint, 302);
+      },
+    );
+
+    app.get(
+      '/servers',
+      {
+        config: { permission: 'registry:read' },
+        schema: {
+          tags: ['maxine'],
+          summary: "List every service: the original shape, or ?format=v2 with full instances and revisions",
+          querystring: ServersQuery,
+          response: { 400: Type.Ref('Error') },
+        },
+      },
+      async (request) => {
+        const query = request.query as Static<typeof ServersQuery>;
+        const catalog = registry.catalog;
+        const one = query.serviceName === undefined ? undefined : catalog.service(query.serviceName);
+        const services = query.serviceName === undefined ? catalog.allServices() : one ? [one] : [];
+        return query.format === 'v2' ? servicesV2View(services, catalog.revision) : legacyServersView(services);
+      },
+    );
+  };
+}
+
+/** Names that could never have been registered are a client error, not an unknown instance. */
+function instanceKey(serviceName: string, nodeName: string): InstanceKey {
+  const problems = [checkServiceName(serviceName), checkInstanceId(nodeName)].filter((p) => p !== undefined);
+  if (problems.length > 0) throw ApiError.validation(problems);
+  return { service: serviceName, id: nodeName };
+}
+
+function unknownInstance(serviceName: string, nodeName: string): ApiError {
+  return new ApiError(404, 'NOT_FOUND', `No instance "${nodeName}" is registered for service "${serviceName}".`);
+}

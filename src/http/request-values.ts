@@ -1,0 +1,52 @@
+import type { FastifyRequest } from 'fastify';
+import { NO_FILTER, type SelectionFilter } from '../core/filter.ts';
+import { parseStrategy } from '../core/selection/names.ts';
+import type { StrategyName } from '../core/selection/strategy.ts';
+import { checkTags, checkVersion, checkZone, checkMetadata, type FieldProblem } from '../core/validation.ts';
+import { ApiError } from './errors.ts';
+
+/** Comma-separated list from a query value; empty items are dropped. */
+export function splitList(value: string | undefined): string[] {
+  if (value === undefined || value === '') return [];
+  return value.split(',').filter((item) => item !== '');
+}
+
+export function strategyParam(value: string | undefined, field: string, fallback: StrategyName): StrategyName {
+  if (value === undefined || value === '') return fallback;
+  const name = parseStrategy(value);
+  if (name === undefined) {
+    throw ApiError.validation([{ field, problem: `"${value}" is not a known strategy` }]);
+  }
+  return name;
+}
+
+/** Builds a selection filter from query values, refusing anything the registry would refuse to store. */
+export function filterParams(query: { tags?: string; version?: string; zone?: string; meta?: string }): SelectionFilter {
+  const tags = splitList(query.tags);
+  const version = query.version ?? '';
+  const zone = query.zone ?? '';
+  const metadata: [string, string][] = [];
+  const problems: FieldProblem[] = [];
+  for (const pair of splitList(query.meta)) {
+    const colon = pair.indexOf(':');
+    if (colon <= 0) problems.push({ field: 'meta', problem: 'each entry must be key:value' });
+    else metadata.push([pair.slice(0, colon), pair.slice(colon + 1)]);
+  }
+  const problem =
+    problems[0] ??
+    checkTags(tags) ??
+    checkVersion(version) ??
+    checkZone(zone) ??
+    checkMetadata(Object.fromEntries(metadata), 'meta');
+  if (problem) throw ApiError.validation([problem]);
+  if (tags.length === 0 && version === '' && zone === '' && metadata.length === 0) return NO_FILTER;
+  return { tags, version, zone, metadata };
+}
+
+/** The key for hashing strategies: explicit query value, then the configured header, then the client address. */
+export function hashKey(request: FastifyRequest, explicit: string | undefined, header: string): string {
+  if (explicit !== undefined && explicit !== '') return explicit;
+  const fromHeader = request.headers[header];
+  if (typeof fromHeader === 'string' && fromHeader !== '') return fromHeader;
+  return request.ip;
+}

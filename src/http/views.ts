@@ -1,0 +1,131 @@
+import { Type } from 'typebox';
+import type { CatalogEntry, ServiceView } from '../core/catalog.ts';
+import type { Instance } from '../core/instance.ts';
+
+/** An instance as the APIs show it; lease times come from the catalog entry. */
+export const InstanceBody = Type.Object(
+  {
+    serviceName: Type.String(),
+    nodeName: Type.String(),
+    address: Type.String({ description: 'scheme://host[:port][path]' }),
+    scheme: Type.Union([Type.Literal('http'), Type.Literal('https')]),
+    hostName: Type.String(),
+    port: Type.Integer({ description: '0 when the address has no port' }),
+    path: Type.String(),
+    weight: Type.Integer(),
+    tags: Type.Array(Type.String()),
+    version: Type.String(),
+    zone: Type.String(),
+    metadata: Type.Record(Type.String(), Type.String()),
+    healthCheckPath: Type.String(),
+    status: Type.String({ description: 'admin status: up, starting, draining or maintenance' }),
+    health: Type.String({ description: 'passing, warning or critical' }),
+    healthReason: Type.String(),
+    timeOut: Type.Integer({ description: 'lease TTL in seconds' }),
+    registeredAt: Type.String({ format: 'date-time' }),
+    createRevision: Type.Integer(),
+    modifyRevision: Type.Integer(),
+  },
+  { $id: 'Instance' },
+);
+
+export const LeasedInstanceBody = Type.Intersect(
+  [
+    Type.Ref('Instance'),
+    Type.Object({
+      renewedAt: Type.String({ format: 'date-time' }),
+      expiresAt: Type.String({ format: 'date-time' }),
+    }),
+  ],
+  { $id: 'LeasedInstance' },
+);
+
+export function instanceView(instance: Instance) {
+  return {
+    serviceName: instance.service,
+    nodeName: instance.id,
+    address: instance.address,
+    scheme: instance.scheme,
+    hostName: instance.host,
+    port: instance.port,
+    path: instance.path,
+    weight: instance.weight,
+    tags: instance.tags,
+    version: instance.version,
+    zone: instance.zone,
+    metadata: instance.metadata,
+    healthCheckPath: instance.healthCheckPath,
+    status: instance.status,
+    health: instance.health,
+    healthReason: instance.healthReason,
+    timeOut: Math.round(instance.ttlMs / 1000),
+    registeredAt: new Date(instance.registeredAt).toISOString(),
+    createRevision: instance.createRevision,
+    modifyRevision: instance.modifyRevision,
+  };
+}
+
+export function leasedInstanceView(entry: CatalogEntry) {
+  return {
+    ...instanceView(entry.instance),
+    renewedAt: new Date(entry.renewedAt).toISOString(),
+    expiresAt: new Date(entry.deadline).toISOString(),
+  };
+}
+
+/**
+ * Instances are immutable, so the JSON a discover answers with is built once
+ * per instance version and reused for every request until it changes.
+ */
+const discoverJson = new WeakMap<Instance, string>();
+
+export function instanceJson(instance: Instance): string {
+  let json = discoverJson.get(instance);
+  if (json === undefined) {
+    json = JSON.stringify(instanceView(instance));
+    discoverJson.set(instance, json);
+  }
+  return json;
+}
+
+/**
+ * The original Maxine's /servers shape: one entry per service with its weight
+ * expanded into virtual nodes `<nodeName>-0 .. -(weight-1)`. `offset` was the
+ * original's single round-robin counter; Maxine keeps one per filtered view,
+ * so the field is always 0 and only kept for shape compatibility.
+ */
+export function legacyServersView(services: Iterable<ServiceView>) {
+  const out: Record<string, unknown> = Object.create(null);
+  for (const service of services) {
+    const nodes: Record<string, unknown> = Object.create(null);
+    for (const { instance } of service.entries.values()) {
+      for (let i = 0; i < instance.weight; i++) {
+        const nodeName = `${instance.id}-${i}`;
+        nodes[nodeName] = {
+          nodeName,
+          parentNode: instance.id,
+          address: instance.address,
+          timeOut: Math.round(instance.ttlMs / 1000),
+          registeredAt: instance.registeredAt,
+          healthCheckPath: instance.healthCheckPath,
+        };
+      }
+    }
+    out[service.name] = { offset: 0, nodes };
+  }
+  return out;
+}
+
+export function servicesV2View(services: Iterable<ServiceView>, revision: number) {
+  const list = [];
+  for (const service of services) {
+    list.push({
+      name: service.name,
+      revision: service.revision,
+      eligible: service.eligible().length,
+      instances: [...service.entries.values()].map(leasedInstanceView),
+    });
+  }
+  list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { revision, services: list };
+}

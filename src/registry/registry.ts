@@ -1,0 +1,144 @@
+import type { Catalog } from '../core/catalog.ts';
+import type { SelectionFilter } from '../core/filter.ts';
+import { buildAddress, sameSpec, type Instance, type InstanceKey, type InstanceSpec } from '../core/instance.ts';
+import type { LoadSignals, StrategyName } from '../core/selection/strategy.ts';
+import type { RegistryStore } from '../store/store.ts';
+
+/** A registration refused for a reason the client can act on. */
+export class RegistryError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'LIMIT_EXCEEDED' | 'STORE_UNAVAILABLE',
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface RegistryOptions {
+  readonly store: RegistryStore;
+  readonly catalog: Catalog;
+  readonly clock: () => number;
+  readonly maxInstancesPerService: number;
+  /** Live load of instances (from the proxy, once it carries traffic). */
+  readonly load: LoadSignals;
+  readonly onExpiryError: (error: unknown) => void;
+}
+
+/** How often due leases are looked for: expiry lands within this of the deadline. */
+const EXPIRY_TICK_MS = 250;
+
+export interface RegisterResult {
+  readonly instance: Instance;
+  /** False when the registration changed nothing visible and only renewed the lease. */
+  readonly changed: boolean;
+}
+
+/**
+ * The write side of a replica: turns API calls into store writes (which come
+ * back through the change feed into the catalog) and drives lease expiry.
+ * Reads go straight to the catalog.
+ */
+export class Registry {
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private readonly random = Math.random;
+
+  constructor(private readonly options: RegistryOptions) {}
+
+  get catalog(): Catalog {
+    return this.options.catalog;
+  }
+
+  async start(): Promise<void> {
+    await this.options.store.open(this.options.catalog, this.options.catalog);
+    this.expiryTimer = setInterval(() => this.expire(), EXPIRY_TICK_MS);
+    this.expiryTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.expiryTimer);
+    await this.options.store.close();
+  }
+
+  /** Upsert that also renews the lease; only a visible change reaches the store as a write. */
+  async register(spec: InstanceSpec): Promise<RegisterResult> {
+    const { catalog, store, clock } = this.options;
+    const now = clock();
+    const existing = catalog.entry(spec);
+    if (existing !== undefined && sameSpec(existing.instance, spec)) {
+      this.renewEntry(spec, now);
+      return { instance: existing.instance, changed: false };
+    }
+    if (existing === undefined) {
+      const size = catalog.service(spec.service)?.entries.size ?? 0;
+      if (size >= this.options.maxInstancesPerService) {
+        throw new RegistryError(
+          `Service "${spec.service}" already has ${size} instances, the most one service may have (maxInstancesPerService).`,
+          'LIMIT_EXCEEDED',
+          409,
+        );
+      }
+    }
+    const previous = existing?.instance;
+    const instance: Instance = Object.freeze({
+      ...spec,
+      tags: Object.freeze([...spec.tags]),
+      metadata: Object.freeze({ ...spec.metadata }),
+      health: previous?.health ?? 'passing',
+      healthReason: previous?.healthReason ?? '',
+      healthChangedAt: previous?.healthChangedAt ?? now,
+      registeredAt: previous?.registeredAt ?? now,
+      createRevision: previous?.createRevision ?? 0,
+      modifyRevision: 0,
+      address: buildAddress(spec.scheme, spec.host, spec.port, spec.path),
+    });
+    const stored = await this.write(() => store.upsert(instance, now));
+    return { instance: stored, changed: true };
+  }
+
+  /** Renew a lease; undefined when the instance is unknown. Never a store write of its own. */
+  heartbeat(key: InstanceKey): Instance | undefined {
+    return this.renewEntry(key, this.options.clock());
+  }
+
+  async deregister(key: InstanceKey): Promise<Instance | undefined> {
+    const instance = this.options.catalog.get(key);
+    if (instance === undefined) return undefined;
+    await this.write(() => this.options.store.remove(key, 'deregistered'));
+    return instance;
+  }
+
+  discover(service: string, filter: SelectionFilter, strategy: StrategyName, key: string): Instance | undefined {
+    return this.options.catalog.pick(service, filter, strategy, { key, random: this.random, load: this.options.load });
+  }
+
+  async putKv(key: string, value: string | null): Promise<void> {
+    await this.write(() => this.options.store.putKv(key, value));
+  }
+
+  private renewEntry(key: InstanceKey, now: number): Instance | undefined {
+    const entry = this.options.catalog.renew(key, now);
+    if (entry === undefined) return undefined;
+    this.options.store.renew(entry.instance, now);
+    return entry.instance;
+  }
+
+  private async write<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new RegistryError(`The registry store could not save the change: ${reason}`, 'STORE_UNAVAILABLE', 503);
+    }
+  }
+
+  private expire(): void {
+    const { catalog, store } = this.options;
+    for (const entry of catalog.takeExpired(this.options.clock())) {
+      store.remove(entry.instance, 'expired').catch((error: unknown) => {
+        catalog.retryExpiry(entry);
+        this.options.onExpiryError(error);
+      });
+    }
+  }
+}

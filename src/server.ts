@@ -1,0 +1,70 @@
+import pino, { type Logger } from 'pino';
+import { Catalog } from './core/catalog.ts';
+import { ZERO_LOAD } from './core/selection/index.ts';
+import type { MaxineConfig } from './config/schema.ts';
+import { buildApp } from './http/app.ts';
+import { Registry } from './registry/registry.ts';
+import { RuntimeConfig } from './registry/runtime-config.ts';
+import { openStore } from './store/open.ts';
+import { SwitchableLogDestination, type LogSwitches } from './observe/log-destination.ts';
+
+const DEFAULT_LOG_SWITCHES: LogSwitches = { logAsync: true, logFormat: 'JSON', logJsonPrettify: false };
+
+export interface RunningMaxine {
+  readonly url: string;
+  readonly logger: Logger;
+  close(): Promise<void>;
+}
+
+/** Wires one replica together: store -> catalog -> registry -> HTTP surfaces. */
+export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> {
+  // The runtime config lives in the store, which is opened after the logger exists.
+  let runtime: RuntimeConfig | undefined;
+  const destination = new SwitchableLogDestination(() => runtime?.settings ?? DEFAULT_LOG_SWITCHES);
+  const logger = pino({ level: config.logLevel, base: { service: 'maxine' } }, destination);
+  const catalog = new Catalog(config.eventRingSize);
+  const store = openStore(config, logger);
+  const registry = new Registry({
+    store,
+    catalog,
+    clock: Date.now,
+    maxInstancesPerService: config.maxInstancesPerService,
+    load: ZERO_LOAD,
+    onExpiryError: (error) => logger.warn({ err: error }, 'expiring a lease failed; will retry'),
+  });
+  await registry.start();
+  runtime = new RuntimeConfig(
+    {
+      ...DEFAULT_LOG_SWITCHES,
+      heartBeatTimeout: config.heartbeatTimeoutSec,
+      serverSelectionStrategy: config.strategy,
+      discoveryMode: 'REDIRECT',
+    },
+    catalog,
+  );
+  const app = await buildApp({ registry, runtime, config, startedAt: Date.now() }, { logger });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    await registry.stop();
+    throw error;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  logger.info({ url, store: store.kind, revision: catalog.revision, instances: catalog.instanceCount }, 'maxine listening');
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    logger,
+    close: () => {
+      closing ??= (async () => {
+        await app.close();
+        await registry.stop();
+        logger.info('maxine stopped');
+        destination.flush();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,391 @@
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RemoveReason } from '../../core/changes.ts';
+import type { Instance, InstanceKey } from '../../core/instance.ts';
+import type { FeedSink, RegistryStore, StateSource } from '../store.ts';
+import { PREVIOUS_SNAPSHOT_FILE, SNAPSHOT_FILE, TMP_SNAPSHOT_FILE, segmentName, syncDir, writeSnapshotFile } from './files.ts';
+import { DataError, kvLine, leaseLine, removeLine, storedInstance, upsertLine } from './format.ts';
+import { LogWriter, createSegment } from './log-writer.ts';
+import type { FsyncPolicy } from './log-writer.ts';
+import { restore } from './restore.ts';
+
+export type { FsyncPolicy } from './log-writer.ts';
+
+export interface MemoryStoreOptions {
+  /** Created (mode 0700) if missing. One store process per directory. */
+  readonly dataDir: string;
+  /**
+   * When a write is acknowledged: 'always' after fdatasync of its batch;
+   * 'interval' (default) once written, fdatasync every fsyncIntervalMs, so an
+   * OS crash or power loss can lose that last interval; 'never' leaves
+   * flushing to the OS.
+   */
+  readonly fsync?: FsyncPolicy;
+  readonly fsyncIntervalMs?: number;
+  /** Snapshot this often when anything was logged since the last one (default 30 s). */
+  readonly snapshotIntervalMs?: number;
+  /** Also snapshot once the log holds this many records (default 50,000). */
+  readonly snapshotEveryRecords?: number;
+  /** How often renewals are written to the log, in one record (default 2 s). */
+  readonly leaseCheckpointMs?: number;
+  /** After a failed log write, how often a repairing snapshot is attempted (default 1 s). */
+  readonly recoveryRetryMs?: number;
+  /** Epoch ms; used to drop leases that lapsed while the store was down. */
+  readonly clock?: () => number;
+  readonly onWarning?: (message: string) => void;
+}
+
+export interface MemoryStoreStats {
+  readonly revision: number;
+  /** Records in the log that the newest snapshot does not cover yet. */
+  readonly logRecords: number;
+  readonly lastSnapshotRevision: number;
+  /** Epoch ms of the newest snapshot, null if there is none. */
+  readonly lastSnapshotAt: number | null;
+  /** Log writes (batches) since open; records / logWrites is the group-commit factor. */
+  readonly logWrites: number;
+  /** Why writes are being refused, or null when the log is healthy. */
+  readonly writeError: string | null;
+}
+
+interface Live {
+  readonly sink: FeedSink;
+  readonly source: StateSource;
+  readonly writer: LogWriter;
+}
+
+/**
+ * The embedded store (kind 'local'). The replica's catalog holds the state;
+ * this store assigns revisions and makes changes durable in the data
+ * directory: an append-only log in segments plus periodic snapshots.
+ *
+ * Ordering and durability: a write's revision is assigned, its record queued
+ * for the log and the change applied to the sink all in the same synchronous
+ * step, so the sink sees revisions in strictly increasing order however many
+ * writes are in flight, and later writes see earlier ones in the catalog
+ * (e.g. a remove right after an upsert). The returned promise resolves only
+ * once the record is durable (by the fsync policy), so an acknowledged write
+ * is durable; a change can be visible to readers slightly before it is.
+ * When the log write fails, the change stays in the catalog but the writer's
+ * promise rejects (the client is told it failed; the outcome is unknown, as
+ * with any failed request), every following write is refused with the same
+ * message, and a snapshot taken after the failure, which does hold the
+ * change, repairs the durable state and lets writes through again.
+ *
+ * Heartbeats never write to disk: renew() only notes the renewal in memory.
+ * A lease checkpoint every leaseCheckpointMs writes all renewals noted since
+ * the previous one as one record, so that after a restart an instance that
+ * kept heartbeating is not taken for lapsed.
+ */
+export class MemoryStore implements RegistryStore {
+  readonly kind = 'local' as const;
+
+  private readonly dir: string;
+  private readonly fsync: FsyncPolicy;
+  private readonly fsyncIntervalMs: number;
+  private readonly snapshotIntervalMs: number;
+  private readonly snapshotEveryRecords: number;
+  private readonly leaseCheckpointMs: number;
+  private readonly recoveryRetryMs: number;
+  private readonly clock: () => number;
+  private readonly warn: (message: string) => void;
+
+  private state: 'new' | 'opening' | 'open' | 'closing' | 'closed' = 'new';
+  private live: Live | null = null;
+  private revision = 0;
+  private logRecords = 0;
+  private lastSnapshot: { revision: number; at: number } | null = null;
+  /** Renewals since the last checkpoint. Keyed by the instance object: no key string per heartbeat. */
+  private renewals = new Map<Instance, number>();
+  private segments: number[] = [];
+  private nextSeq = 1;
+  private hasSnapshotFile = false;
+  /** First segment that the fallback snapshot (snapshot.prev.json after the next install) needs. */
+  private fallbackFloor = 0;
+  private openRun: Promise<void> | null = null;
+  private snapshotRun: Promise<void> | null = null;
+  private closeRun: Promise<void> | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private recoveryTimer: NodeJS.Timeout | null = null;
+
+  constructor(options: MemoryStoreOptions) {
+    this.dir = options.dataDir;
+    this.fsync = options.fsync ?? 'interval';
+    this.fsyncIntervalMs = options.fsyncIntervalMs ?? 1000;
+    this.snapshotIntervalMs = options.snapshotIntervalMs ?? 30_000;
+    this.snapshotEveryRecords = options.snapshotEveryRecords ?? 50_000;
+    this.leaseCheckpointMs = options.leaseCheckpointMs ?? 2000;
+    this.recoveryRetryMs = options.recoveryRetryMs ?? 1000;
+    this.clock = options.clock ?? Date.now;
+    this.warn = options.onWarning ?? ((message) => process.emitWarning(message, { code: 'MAXINE_STORE' }));
+  }
+
+  open(sink: FeedSink, source: StateSource): Promise<void> {
+    if (this.state !== 'new') return Promise.reject(new Error('memory store: open() can only be called once'));
+    this.state = 'opening';
+    this.openRun = this.load(sink, source);
+    return this.openRun;
+  }
+
+  private async load(sink: FeedSink, source: StateSource): Promise<void> {
+    try {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      const restored = await restore(this.dir, this.clock(), this.warn);
+      const segment = await createSegment(this.dir, restored.nextSeq, this.fsync);
+      this.live = {
+        sink,
+        source,
+        writer: new LogWriter(segment, this.fsync, (failure) => this.onWriteFailure(failure), this.warn),
+      };
+      this.revision = restored.snapshot.revision;
+      this.logRecords = restored.logRecords;
+      this.segments = [...restored.segments, segment.seq];
+      this.nextSeq = segment.seq + 1;
+      this.hasSnapshotFile = restored.hasSnapshotFile;
+      this.fallbackFloor = restored.fallbackFloor;
+      this.lastSnapshot = restored.lastSnapshot;
+      sink.reset(restored.snapshot);
+    } catch (err) {
+      this.state = 'closed';
+      await this.live?.writer.close().catch(() => {});
+      throw err;
+    }
+    this.state = 'open';
+    this.every(this.leaseCheckpointMs, () => this.checkpointLeases());
+    this.every(this.snapshotIntervalMs, () => {
+      if (this.logRecords > 0) this.snapshotInBackground();
+    });
+    if (this.fsync === 'interval') this.every(this.fsyncIntervalMs, () => this.live?.writer.requestSync());
+  }
+
+  async upsert(instance: Instance, renewedAt: number): Promise<Instance> {
+    const { sink, writer } = this.writable();
+    requireFinite(renewedAt, 'renewedAt');
+    const rev = this.revision + 1;
+    const stamped = validated(() => storedInstance(instance, { create: instance.createRevision || rev, modify: rev }));
+    this.revision = rev;
+    const durable = this.append(writer, upsertLine(rev, stamped, renewedAt));
+    sink.apply({ kind: 'upsert', revision: rev, instance: stamped, renewedAt });
+    await durable;
+    return stamped;
+  }
+
+  renew(instance: Instance, renewedAt: number): void {
+    if (this.state !== 'open') return;
+    requireFinite(renewedAt, 'renewedAt');
+    this.renewals.set(instance, renewedAt);
+  }
+
+  async remove(key: InstanceKey, reason: RemoveReason): Promise<number | null> {
+    const { sink, source, writer } = this.writable();
+    if (source.get(key) === undefined) return null;
+    const rev = ++this.revision;
+    const durable = this.append(writer, removeLine(rev, key, reason));
+    sink.apply({ kind: 'remove', revision: rev, key: { service: key.service, id: key.id }, reason });
+    await durable;
+    return rev;
+  }
+
+  async putKv(key: string, value: string | null): Promise<number> {
+    const { sink, writer } = this.writable();
+    if (typeof key !== 'string' || (value !== null && typeof value !== 'string')) {
+      throw new TypeError('memory store: kv keys must be strings and values strings or null');
+    }
+    const rev = ++this.revision;
+    const durable = this.append(writer, kvLine(rev, key, value));
+    sink.apply({ kind: 'kv', revision: rev, key, value });
+    await durable;
+    return rev;
+  }
+
+  /** Takes a snapshot now (or joins the one in progress); rejects if it fails. */
+  snapshotNow(): Promise<void> {
+    if (this.state !== 'open') return Promise.reject(new Error('memory store: not open'));
+    return this.runSnapshot();
+  }
+
+  stats(): MemoryStoreStats {
+    const writer = this.live?.writer;
+    return {
+      revision: this.revision,
+      logRecords: this.logRecords,
+      lastSnapshotRevision: this.lastSnapshot?.revision ?? 0,
+      lastSnapshotAt: this.lastSnapshot?.at ?? null,
+      logWrites: writer?.writes ?? 0,
+      writeError: writer?.failure?.message ?? null,
+    };
+  }
+
+  /**
+   * Stops the timers, writes a last lease checkpoint and a final snapshot (so
+   * the next start has nothing to replay), flushes and fsyncs the log and
+   * closes it. Rejects only if changes may not be durable.
+   */
+  close(): Promise<void> {
+    this.closeRun ??= this.shutdown();
+    return this.closeRun;
+  }
+
+  private async shutdown(): Promise<void> {
+    await this.openRun?.catch(() => {});
+    const live = this.live;
+    if (!live || this.state !== 'open') {
+      this.state = 'closed';
+      return;
+    }
+    this.state = 'closing';
+    for (const timer of this.timers) clearInterval(timer);
+    if (this.recoveryTimer) clearTimeout(this.recoveryTimer);
+    await this.snapshotRun?.catch(() => {});
+    this.checkpointLeases();
+    if (this.logRecords > 0 || live.writer.failure) {
+      try {
+        await this.runSnapshot();
+      } catch (err) {
+        this.warn(`${(err as Error).message}; the log still holds every change`);
+      }
+    }
+    await live.writer.close();
+    this.state = 'closed';
+    const failure = live.writer.failure;
+    if (failure) throw new Error(`memory store: closed with changes that may not be durable: ${failure.message}`, { cause: failure });
+  }
+
+  private writable(): Live {
+    if (this.state === 'new' || this.state === 'opening') throw new Error('memory store: not open');
+    if (this.state !== 'open' || !this.live) throw new Error('memory store: closed; the write was not accepted');
+    const failure = this.live.writer.failure;
+    if (failure) throw new Error(`memory store: writes are refused until a snapshot repairs the log (${failure.message})`);
+    return this.live;
+  }
+
+  private append(writer: LogWriter, line: string): Promise<void> {
+    this.logRecords++;
+    if (this.logRecords >= this.snapshotEveryRecords) this.snapshotInBackground();
+    return writer.append(line);
+  }
+
+  /** One record with every renewal since the last checkpoint. */
+  private checkpointLeases(): void {
+    const writer = this.live?.writer;
+    // While writes are refused the renewals stay here; the repairing snapshot
+    // captures the renewal times from the catalog anyway.
+    if (this.renewals.size === 0 || !writer || writer.failure) return;
+    const line = leaseLine(this.renewals);
+    this.renewals = new Map();
+    // A failure is already reported by the writer and repaired by a snapshot.
+    this.append(writer, line).catch(() => {});
+  }
+
+  private every(ms: number, fn: () => void): void {
+    this.timers.push(setInterval(fn, ms).unref());
+  }
+
+  private snapshotInBackground(): void {
+    if (this.snapshotRun) return;
+    this.runSnapshot().catch((err: unknown) => {
+      this.warn(`${(err as Error).message}; the log still holds every change, will retry`);
+    });
+  }
+
+  private runSnapshot(): Promise<void> {
+    this.snapshotRun ??= this.takeSnapshot().finally(() => {
+      this.snapshotRun = null;
+    });
+    return this.snapshotRun;
+  }
+
+  /**
+   * Captures the catalog and switches the log to a new segment in the same
+   * synchronous step, so the snapshot holds exactly the revisions before that
+   * segment; records queued but not yet written then go to the new segment
+   * (replay skips those the snapshot holds). The snapshot is streamed to a
+   * temporary file, fsynced and renamed over snapshot.json (the old one
+   * becomes snapshot.prev.json); only then are the segments that even the
+   * fallback no longer needs deleted.
+   */
+  private async takeSnapshot(): Promise<void> {
+    const live = this.live;
+    if (!live) throw new Error('memory store: not open');
+    const segment = await createSegment(this.dir, this.nextSeq++, this.fsync).catch((err: unknown) => {
+      throw new Error(`memory store: snapshot failed: creating a log segment: ${(err as Error).message}`, { cause: err });
+    });
+    const view = live.source.snapshot();
+    if (view.revision !== this.revision) {
+      await segment.handle.close();
+      await rm(segment.path, { force: true });
+      throw new Error(`memory store: snapshot skipped: the catalog is at revision ${view.revision}, the store at ${this.revision}`);
+    }
+    live.writer.rotate(segment);
+    this.segments.push(segment.seq);
+    const failureAtCapture = live.writer.failure;
+    const recordsAtCapture = this.logRecords;
+
+    const path = (name: string) => join(this.dir, name);
+    try {
+      await writeSnapshotFile(path(TMP_SNAPSHOT_FILE), view, segment.seq);
+      if (this.hasSnapshotFile) {
+        await rename(path(SNAPSHOT_FILE), path(PREVIOUS_SNAPSHOT_FILE));
+        this.hasSnapshotFile = false;
+      }
+      await rename(path(TMP_SNAPSHOT_FILE), path(SNAPSHOT_FILE));
+      this.hasSnapshotFile = true;
+      await syncDir(this.dir);
+    } catch (err) {
+      await rm(path(TMP_SNAPSHOT_FILE), { force: true }).catch(() => {});
+      throw new Error(`memory store: snapshot failed: ${(err as Error).message}`, { cause: err });
+    }
+
+    const floor = this.fallbackFloor;
+    this.fallbackFloor = segment.seq;
+    this.logRecords -= recordsAtCapture;
+    this.lastSnapshot = { revision: view.revision, at: this.clock() };
+    if (live.writer.failure === failureAtCapture) live.writer.recovered();
+    const obsolete = this.segments.filter((seq) => seq < floor);
+    this.segments = this.segments.filter((seq) => seq >= floor);
+    for (const seq of obsolete) {
+      await rm(path(segmentName(seq)), { force: true }).catch((err: unknown) => {
+        this.warn(`memory store: deleting an obsolete log segment failed: ${(err as Error).message}`);
+      });
+    }
+  }
+
+  private onWriteFailure(failure: Error): void {
+    this.warn(`${failure.message}; writes are refused until a snapshot repairs the log`);
+    this.scheduleRecovery();
+  }
+
+  private scheduleRecovery(): void {
+    if (this.recoveryTimer || this.state !== 'open') return;
+    this.recoveryTimer = setTimeout(() => {
+      this.recoveryTimer = null;
+      this.runSnapshot().then(
+        () => {
+          if (this.live?.writer.failure) this.scheduleRecovery();
+        },
+        (err: unknown) => {
+          this.warn(`${(err as Error).message}; writes stay refused, will retry`);
+          this.scheduleRecovery();
+        },
+      );
+    }, this.recoveryRetryMs).unref();
+  }
+}
+
+export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
+  return new MemoryStore(options);
+}
+
+function requireFinite(value: number, name: string): void {
+  if (!Number.isFinite(value)) throw new TypeError(`memory store: ${name} must be a finite number`);
+}
+
+/** Refuses an instance the store could not restore, before it takes a revision. */
+function validated(build: () => Instance): Instance {
+  try {
+    return build();
+  } catch (err) {
+    if (err instanceof DataError) throw new TypeError(`memory store: invalid instance: ${err.message}`);
+    throw err;
+  }
+}

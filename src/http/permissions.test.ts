@@ -9,7 +9,9 @@ test('the server refuses to start when a route declares no permission', async ()
   installPermissions(app, { authorize: () => undefined });
   app.get('/declared', { config: { permission: 'public' } }, async () => 'ok');
   app.get('/forgotten', async () => 'oops');
-  await assert.rejects(app.ready(), /Routes without a declared permission: GET \/forgotten/);
+  await assert.rejects(async () => {
+    await app.ready();
+  }, /Routes without a declared permission: GET \/forgotten/);
 });
 
 test('the authorizer decides on the matched route permission, whatever the URL spelling', async () => {

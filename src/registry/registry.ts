@@ -2,7 +2,7 @@ import type { Catalog } from '../core/catalog.ts';
 import type { SelectionFilter } from '../core/filter.ts';
 import { buildAddress, sameSpec, type Instance, type InstanceKey, type InstanceSpec } from '../core/instance.ts';
 import type { LoadSignals, StrategyName } from '../core/selection/strategy.ts';
-import type { RegistryStore } from '../store/store.ts';
+import { StoreUnavailableError, type RegistryStore } from '../store/store.ts';
 
 /** A registration refused for a reason the client can act on. */
 export class RegistryError extends Error {
@@ -127,8 +127,8 @@ export class Registry {
     try {
       return await operation();
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new RegistryError(`The registry store could not save the change: ${reason}`, 'STORE_UNAVAILABLE', 503);
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      throw new RegistryError(`The registry store could not save the change: ${error.message}`, 'STORE_UNAVAILABLE', 503);
     }
   }
 

@@ -4,6 +4,15 @@ import type { Instance, InstanceKey } from '../core/instance.ts';
 export const STORE_KINDS = ['local'] as const;
 export type StoreKind = (typeof STORE_KINDS)[number];
 
+/**
+ * The store cannot take writes now (I/O failure, backend unreachable). The
+ * write changed nothing durable; clients get a 503 and may retry. Any other
+ * error from a store is a bug.
+ */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+}
+
 /** Where a store delivers its change feed: the replica's catalog. */
 export interface FeedSink {
   /** Replace the whole state (at open, and on resync after a gap). */
@@ -14,6 +23,7 @@ export interface FeedSink {
 
 /** Read access a store may need to the state it feeds (for snapshots). */
 export interface StateSource {
+  /** Must be consistent: its revision is that of the last change applied. */
   snapshot(): Snapshot;
   get(key: InstanceKey): Instance | undefined;
 }

@@ -72,3 +72,18 @@ test('leases that lapsed while Maxine was down are dropped on restart', async ()
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a second Maxine on the same data directory refuses to start', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'maxine-twice-'));
+  try {
+    const first = await spawnMaxine(['--data-dir', dir, '--log-level', 'warn']);
+    try {
+      await assert.rejects(spawnMaxine(['--data-dir', dir, '--log-level', 'warn']), /in use by process \d+/);
+    } finally {
+      first.child.kill('SIGTERM');
+      assert.equal(await first.exited, 0);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -2,7 +2,7 @@ import { open, readFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { Snapshot } from '../../core/changes.ts';
 import type { Instance } from '../../core/instance.ts';
-import { DataError, fields, finite, parseJson, storedInstance } from './format.ts';
+import { DataError, fields, finite, parseJson, restoredInstance } from './format.ts';
 
 /**
  * Files in the data directory:
@@ -102,7 +102,7 @@ export async function readSnapshotFile(path: string): Promise<SnapshotFile> {
   for (let i = 0; i < rawInstances.length; i++) {
     try {
       const entry = fields(rawInstances[i], 'entry');
-      instances.push({ instance: storedInstance(entry['instance']), renewedAt: finite(entry, 'renewedAt') });
+      instances.push({ instance: restoredInstance(entry['instance']), renewedAt: finite(entry, 'renewedAt') });
     } catch (err) {
       if (err instanceof DataError) throw new DataError(`instances[${i}]: ${err.message}`);
       throw err;

@@ -2,6 +2,7 @@ import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { segmentName, syncDir, writeAll } from './files.ts';
+import { StoreUnavailableError } from '../store.ts';
 
 export type FsyncPolicy = 'always' | 'interval' | 'never';
 
@@ -176,7 +177,7 @@ export class LogWriter {
   }
 
   private fail(segment: Segment, what: string, err: unknown): Error {
-    const failure = new Error(`memory store: ${what} failed: ${(err as Error).message}`, { cause: err });
+    const failure = new StoreUnavailableError(`memory store: ${what} failed: ${(err as Error).message}`, { cause: err });
     segment.broken = true;
     this.failure = failure;
     // Records waiting behind the failed batch would follow a torn write.

@@ -325,6 +325,8 @@ test('close is idempotent; writes after it reject clearly and renewals are ignor
   store.renew(instance, 2);
   assert.equal(readdirSync(dir).filter((n) => n.endsWith('.tmp')).length, 0);
 
+  assert.throws(() => new MemoryStore({ dataDir: dir, fsync: 'sometimes' as 'never' }), /fsync must be one of always, interval, never/);
+  assert.throws(() => new MemoryStore({ dataDir: dir, snapshotIntervalMs: 0 }), /snapshotIntervalMs must be a positive number/);
   const unopened = new MemoryStore({ dataDir: dir });
   await assert.rejects(unopened.upsert(makeInstance('api', 'b'), 1), /memory store: not open/);
   await unopened.close();
@@ -340,4 +342,29 @@ test('close writes a final snapshot, so the next start replays nothing', async (
   assert.deepEqual(reopened.store.stats().logRecords, 0);
   assert.equal(reopened.store.stats().lastSnapshotRevision, 10);
   assert.equal(reopened.catalog.instances.size, 10);
+});
+
+test('a second store on the same data directory is refused while the first is open', async () => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { createMemoryStore } = await import('./memory-store.ts');
+  const { Catalog } = await import('../../core/catalog.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'maxine-lock-'));
+  try {
+    const first = createMemoryStore({ dataDir: dir });
+    const catalog = new Catalog(10);
+    await first.open(catalog, catalog);
+    const second = createMemoryStore({ dataDir: dir });
+    const other = new Catalog(10);
+    await assert.rejects(second.open(other, other), /already open in this process/);
+    await first.close();
+    // A lock left by a process that no longer exists is taken over.
+    writeFileSync(join(dir, 'maxine.lock'), '999999999\n');
+    const third = createMemoryStore({ dataDir: dir });
+    await third.open(other, other);
+    await third.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -2,23 +2,25 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RemoveReason } from '../../core/changes.ts';
 import type { Instance, InstanceKey } from '../../core/instance.ts';
-import type { FeedSink, RegistryStore, StateSource } from '../store.ts';
+import { StoreUnavailableError, type FeedSink, type RegistryStore, type StateSource } from '../store.ts';
 import { PREVIOUS_SNAPSHOT_FILE, SNAPSHOT_FILE, TMP_SNAPSHOT_FILE, segmentName, syncDir, writeSnapshotFile } from './files.ts';
-import { DataError, kvLine, leaseLine, removeLine, storedInstance, upsertLine } from './format.ts';
+import { DataError, kvLine, leaseLine, removeLine, stampedInstance, upsertLine } from './format.ts';
 import { LogWriter, createSegment } from './log-writer.ts';
 import type { FsyncPolicy } from './log-writer.ts';
 import { restore } from './restore.ts';
+import { lockDataDir } from './dir-lock.ts';
 
 export type { FsyncPolicy } from './log-writer.ts';
 
 export interface MemoryStoreOptions {
-  /** Created (mode 0700) if missing. One store process per directory. */
+  /** Created (mode 0700) if missing. One store process per directory: a lock file refuses a second one. */
   readonly dataDir: string;
   /**
    * When a write is acknowledged: 'always' after fdatasync of its batch;
    * 'interval' (default) once written, fdatasync every fsyncIntervalMs, so an
    * OS crash or power loss can lose that last interval; 'never' leaves
-   * flushing to the OS.
+   * flushing the log to the OS. Snapshots are fsynced under every policy,
+   * because installing one deletes log segments.
    */
   readonly fsync?: FsyncPolicy;
   readonly fsyncIntervalMs?: number;
@@ -90,6 +92,7 @@ export class MemoryStore implements RegistryStore {
   private readonly clock: () => number;
   private readonly warn: (message: string) => void;
 
+  private unlock: (() => Promise<void>) | undefined;
   private state: 'new' | 'opening' | 'open' | 'closing' | 'closed' = 'new';
   private live: Live | null = null;
   private revision = 0;
@@ -109,13 +112,15 @@ export class MemoryStore implements RegistryStore {
   private recoveryTimer: NodeJS.Timeout | null = null;
 
   constructor(options: MemoryStoreOptions) {
+    if (typeof options.dataDir !== 'string' || options.dataDir === '') throw new TypeError('memory store: dataDir is required');
     this.dir = options.dataDir;
     this.fsync = options.fsync ?? 'interval';
-    this.fsyncIntervalMs = options.fsyncIntervalMs ?? 1000;
-    this.snapshotIntervalMs = options.snapshotIntervalMs ?? 30_000;
-    this.snapshotEveryRecords = options.snapshotEveryRecords ?? 50_000;
-    this.leaseCheckpointMs = options.leaseCheckpointMs ?? 2000;
-    this.recoveryRetryMs = options.recoveryRetryMs ?? 1000;
+    if (!FSYNC_POLICIES.includes(this.fsync)) throw new TypeError(`memory store: fsync must be one of ${FSYNC_POLICIES.join(', ')}`);
+    this.fsyncIntervalMs = positive('fsyncIntervalMs', options.fsyncIntervalMs ?? 1000);
+    this.snapshotIntervalMs = positive('snapshotIntervalMs', options.snapshotIntervalMs ?? 30_000);
+    this.snapshotEveryRecords = positive('snapshotEveryRecords', options.snapshotEveryRecords ?? 50_000);
+    this.leaseCheckpointMs = positive('leaseCheckpointMs', options.leaseCheckpointMs ?? 2000);
+    this.recoveryRetryMs = positive('recoveryRetryMs', options.recoveryRetryMs ?? 1000);
     this.clock = options.clock ?? Date.now;
     this.warn = options.onWarning ?? ((message) => process.emitWarning(message, { code: 'MAXINE_STORE' }));
   }
@@ -130,6 +135,7 @@ export class MemoryStore implements RegistryStore {
   private async load(sink: FeedSink, source: StateSource): Promise<void> {
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      this.unlock = await lockDataDir(this.dir);
       const restored = await restore(this.dir, this.clock(), this.warn);
       const segment = await createSegment(this.dir, restored.nextSeq, this.fsync);
       this.live = {
@@ -148,6 +154,7 @@ export class MemoryStore implements RegistryStore {
     } catch (err) {
       this.state = 'closed';
       await this.live?.writer.close().catch(() => {});
+      await this.unlock?.();
       throw err;
     }
     this.state = 'open';
@@ -162,7 +169,7 @@ export class MemoryStore implements RegistryStore {
     const { sink, writer } = this.writable();
     requireFinite(renewedAt, 'renewedAt');
     const rev = this.revision + 1;
-    const stamped = validated(() => storedInstance(instance, { create: instance.createRevision || rev, modify: rev }));
+    const stamped = validated(() => stampedInstance(instance, instance.createRevision || rev, rev));
     this.revision = rev;
     const durable = this.append(writer, upsertLine(rev, stamped, renewedAt));
     sink.apply({ kind: 'upsert', revision: rev, instance: stamped, renewedAt });
@@ -246,6 +253,7 @@ export class MemoryStore implements RegistryStore {
       }
     }
     await live.writer.close();
+    await this.unlock?.();
     this.state = 'closed';
     const failure = live.writer.failure;
     if (failure) throw new Error(`memory store: closed with changes that may not be durable: ${failure.message}`, { cause: failure });
@@ -253,9 +261,9 @@ export class MemoryStore implements RegistryStore {
 
   private writable(): Live {
     if (this.state === 'new' || this.state === 'opening') throw new Error('memory store: not open');
-    if (this.state !== 'open' || !this.live) throw new Error('memory store: closed; the write was not accepted');
+    if (this.state !== 'open' || !this.live) throw new StoreUnavailableError('memory store: closed; the write was not accepted');
     const failure = this.live.writer.failure;
-    if (failure) throw new Error(`memory store: writes are refused until a snapshot repairs the log (${failure.message})`);
+    if (failure) throw new StoreUnavailableError(`memory store: writes are refused until a snapshot repairs the log (${failure.message})`);
     return this.live;
   }
 
@@ -374,6 +382,13 @@ export class MemoryStore implements RegistryStore {
 
 export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
   return new MemoryStore(options);
+}
+
+const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'interval', 'never'];
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`memory store: ${name} must be a positive number`);
+  return value;
 }
 
 function requireFinite(value: number, name: string): void {

@@ -12,7 +12,7 @@ import { makeInstance, openStore, tempDir } from './testing.ts';
  */
 test('100,000 instances survive a snapshot and a restart', async (t) => {
   const dir = tempDir(t);
-  const { store, catalog } = await openStore(dir, { fsync: 'never' });
+  const { store, catalog } = await openStore(dir, { fsync: 'never', snapshotEveryRecords: 1_000_000 });
   const total = 100_000;
   for (let start = 0; start < total; start += 10_000) {
     await Promise.all(

@@ -3,6 +3,7 @@ import { Catalog } from './core/catalog.ts';
 import { ZERO_LOAD } from './core/selection/index.ts';
 import type { MaxineConfig } from './config/schema.ts';
 import { buildApp } from './http/app.ts';
+import { clientAddressResolver } from './http/client-address.ts';
 import { Registry } from './registry/registry.ts';
 import { RuntimeConfig } from './registry/runtime-config.ts';
 import { openStore } from './store/open.ts';
@@ -42,7 +43,10 @@ export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> 
     },
     catalog,
   );
-  const app = await buildApp({ registry, runtime, config, startedAt: Date.now() }, { logger });
+  const app = await buildApp(
+    { registry, runtime, config, startedAt: Date.now(), clientAddress: clientAddressResolver(config.trustProxy) },
+    { logger },
+  );
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (error) {

@@ -1,4 +1,5 @@
 import type { MaxineConfig } from '../config/schema.ts';
+import type { ClientAddress } from './client-address.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { RuntimeConfig } from '../registry/runtime-config.ts';
 
@@ -8,4 +9,6 @@ export interface AppContext {
   readonly runtime: RuntimeConfig;
   readonly config: MaxineConfig;
   readonly startedAt: number;
+  /** The client address as trustProxy allows it to be believed. */
+  readonly clientAddress: ClientAddress;
 }

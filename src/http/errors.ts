@@ -85,7 +85,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
       return reply.code(error.statusCode).send({ message: error.message, code: 'VALIDATION_FAILED' });
     }
-    request.log.error({ err: error }, 'unhandled error');
+    request.log.error({ err: error, reqId: request.id, url: request.url }, 'unhandled error');
     return reply.code(500).send({ message: 'Internal error; this is a bug, please report it.', code: 'INTERNAL' });
   });
 

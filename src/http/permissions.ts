@@ -49,6 +49,7 @@ export function installPermissions(app: FastifyInstance, authorizer: Authorizer)
     const missing = routes.filter((r) => !known.has(r.config?.permission ?? '')).map((r) => `${String(r.method)} ${r.url}`);
     if (missing.length > 0) throw new Error(`Routes without a declared permission: ${missing.join(', ')}`);
   });
+  // With nothing to decide, the hook would only cost every request a call.
   if (authorizer === OPEN_AUTHORIZER) return;
   app.addHook('onRequest', async (request) => {
     // Unmatched URLs (404s) have no route config; they reveal nothing and change nothing.

@@ -1,4 +1,3 @@
-import type { FastifyRequest } from 'fastify';
 import { NO_FILTER, type SelectionFilter } from '../core/filter.ts';
 import { parseStrategy } from '../core/selection/names.ts';
 import type { StrategyName } from '../core/selection/strategy.ts';
@@ -41,12 +40,4 @@ export function filterParams(query: { tags?: string; version?: string; zone?: st
   if (problem) throw ApiError.validation([problem]);
   if (tags.length === 0 && version === '' && zone === '' && metadata.length === 0) return NO_FILTER;
   return { tags, version, zone, metadata };
-}
-
-/** The key for hashing strategies: explicit query value, then the configured header, then the client address. */
-export function hashKey(request: FastifyRequest, explicit: string | undefined, header: string): string {
-  if (explicit !== undefined && explicit !== '') return explicit;
-  const fromHeader = request.headers[header];
-  if (typeof fromHeader === 'string' && fromHeader !== '') return fromHeader;
-  return request.ip;
 }

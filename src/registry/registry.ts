@@ -1,7 +1,7 @@
 import type { Catalog } from '../core/catalog.ts';
 import type { SelectionFilter } from '../core/filter.ts';
 import { buildAddress, sameSpec, type Instance, type InstanceKey, type InstanceSpec } from '../core/instance.ts';
-import type { LoadSignals, StrategyName } from '../core/selection/strategy.ts';
+import { strategyUsesKey, type LoadSignals, type StrategyName } from '../core/selection/strategy.ts';
 import { StoreUnavailableError, type RegistryStore } from '../store/store.ts';
 
 /** A registration refused for a reason the client can act on. */
@@ -108,8 +108,10 @@ export class Registry {
     return instance;
   }
 
-  discover(service: string, filter: SelectionFilter, strategy: StrategyName, key: string): Instance | undefined {
-    return this.options.catalog.pick(service, filter, strategy, { key, random: this.random, load: this.options.load });
+  /** `key` is only called for the hashing strategies (a client address lookup is not free). */
+  discover(service: string, filter: SelectionFilter, strategy: StrategyName, key: () => string): Instance | undefined {
+    const hashKey = strategyUsesKey(strategy) ? key() : '';
+    return this.options.catalog.pick(service, filter, strategy, { key: hashKey, random: this.random, load: this.options.load });
   }
 
   async putKv(key: string, value: string | null): Promise<void> {

@@ -18,6 +18,11 @@ export const STRATEGY_NAMES = [
 ] as const;
 export type StrategyName = (typeof STRATEGY_NAMES)[number];
 
+/** Strategies that read PickContext.key; for the others the key is not worth computing. */
+export function strategyUsesKey(name: StrategyName): boolean {
+  return name === 'consistent-hash' || name === 'rendezvous-hash';
+}
+
 /** Live load signals, fed by the proxy (in-flight counts and latencies). */
 export interface LoadSignals {
   inflight(instance: Instance): number;

@@ -4,7 +4,8 @@ import type { InstanceKey, InstanceSpec } from '../../core/instance.ts';
 import { checkHost, checkInstanceId, checkServiceName, checkTags, checkVersion, LIMITS, type FieldProblem } from '../../core/validation.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import { filterParams, hashKey, strategyParam } from '../request-values.ts';
+import { filterParams, strategyParam } from '../request-values.ts';
+import { hashKey } from '../maxine/discover.ts';
 
 /**
  * The original Lightning mode's root routes. Lightning clients heartbeat
@@ -127,10 +128,10 @@ export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
           response: { 200: Success, 400: Type.Ref('Error'), 404: Type.Ref('Error') },
         },
       },
-      async (request) => {
+      (request, reply) => {
         const { nodeId } = request.body as Static<typeof NodeRef>;
         if (registry.heartbeat(nodeKey(nodeId)) === undefined) throw unknownNode(nodeId);
-        return { success: true };
+        reply.send({ success: true });
       },
     );
 
@@ -173,7 +174,7 @@ export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
           },
         },
       },
-      async (request) => {
+      (request, reply) => {
         const query = request.query as Static<typeof LightningDiscoverQuery>;
         if (!query.serviceName) {
           throw new ApiError(400, 'VALIDATION_FAILED', 'Missing serviceName', [{ field: 'serviceName', problem: 'is required' }]);
@@ -182,17 +183,19 @@ export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
         if (badName) throw ApiError.validation([badName]);
         const strategy = strategyParam(query.loadBalancing, 'loadBalancing', runtime.settings.serverSelectionStrategy);
         const filter = filterParams({ tags: query.tags, version: query.version });
-        const instance = registry.discover(query.serviceName, filter, strategy, hashKey(request, query.key, config.hashKeyHeader));
+        const instance = registry.discover(query.serviceName, filter, strategy, () =>
+          hashKey(request.raw, query.key, config.hashKeyHeader, ctx.clientAddress),
+        );
         // Lightning mode answered a miss with 404 and this message; its clients rely on it.
         if (instance === undefined) throw new ApiError(404, 'SERVICE_UNAVAILABLE', 'Service unavailable');
         const hostPort = instance.port > 0 ? `${instance.host}:${instance.port}` : instance.host;
-        return {
+        reply.send({
           address: hostPort,
           nodeName: instance.id,
           nodeId: `${instance.service}:${instance.id}`,
           url: instance.address,
           healthy: instance.health !== 'critical',
-        };
+        });
       },
     );
 

@@ -1,11 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { checkInstanceId, checkPath, checkServiceName, LIMITS } from '../../core/validation.ts';
+import { checkInstanceId, checkServiceName, LIMITS } from '../../core/validation.ts';
 import type { InstanceKey } from '../../core/instance.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import { filterParams, hashKey, strategyParam } from '../request-values.ts';
-import { instanceJson, legacyServersView, servicesV2View } from '../views.ts';
+import { legacyServersView, servicesV2View } from '../views.ts';
+import { decideDiscover, DiscoverQuery, JSON_TYPE } from './discover.ts';
 import { RegisterBody, registrationSpec } from './registration.ts';
 
 const InstanceRef = Type.Object(
@@ -14,21 +14,6 @@ const InstanceRef = Type.Object(
     nodeName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
   },
   { $id: 'InstanceRef' },
-);
-
-const DiscoverQuery = Type.Object(
-  {
-    serviceName: Type.Optional(Type.String({ maxLength: LIMITS.nameLength })),
-    endPoint: Type.Optional(Type.String({ maxLength: 2048, description: 'appended to the chosen address in the redirect' })),
-    format: Type.Optional(Type.Union([Type.Literal('redirect'), Type.Literal('json')])),
-    strategy: Type.Optional(Type.String({ maxLength: 64, description: 'a strategy name or the original code (RR, CH, RH, ...)' })),
-    tags: Type.Optional(Type.String({ maxLength: 2048, description: 'comma-separated; the instance must carry all' })),
-    version: Type.Optional(Type.String({ maxLength: LIMITS.versionLength })),
-    zone: Type.Optional(Type.String({ maxLength: LIMITS.zoneLength })),
-    meta: Type.Optional(Type.String({ maxLength: 4096, description: 'comma-separated key:value metadata that must match' })),
-    key: Type.Optional(Type.String({ maxLength: 512, description: 'hash key for consistent-hash and rendezvous-hash' })),
-  },
-  { additionalProperties: false },
 );
 
 const ServersQuery = Type.Object(
@@ -121,11 +106,11 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
           },
         },
       },
-      async (request) => {
+      (request, reply) => {
         const { serviceName, nodeName } = request.body as { serviceName: string; nodeName: string };
         const instance = registry.heartbeat(instanceKey(serviceName, nodeName));
         if (instance === undefined) throw unknownInstance(serviceName, nodeName);
-        return { serviceName, nodeName, timeOut: Math.round(instance.ttlMs / 1000) };
+        reply.send({ serviceName, nodeName, timeOut: Math.round(instance.ttlMs / 1000) });
       },
     );
 
@@ -162,28 +147,10 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
           response: { 200: Type.Ref('Instance'), 302: Type.Null({ description: 'Location: address + endPoint' }), ...errors },
         },
       },
-      async (request, reply) => {
-        const query = request.query as Static<typeof DiscoverQuery>;
-        if (!query.serviceName) {
-          throw new ApiError(400, 'VALIDATION_FAILED', 'Please provide the serviceName.', [
-            { field: 'serviceName', problem: 'is required' },
-          ]);
-        }
-        const badName = checkServiceName(query.serviceName);
-        if (badName) throw ApiError.validation([badName]);
-        const endPoint = query.endPoint ? (query.endPoint.startsWith('/') ? query.endPoint : `/${query.endPoint}`) : '';
-        const badEndPoint = endPoint ? checkPath(endPoint.split('?')[0]!, 'endPoint') : undefined;
-        if (badEndPoint) throw ApiError.validation([badEndPoint]);
-        const strategy = strategyParam(query.strategy, 'strategy', runtime.settings.serverSelectionStrategy);
-        const instance = registry.discover(
-          query.serviceName,
-          filterParams(query),
-          strategy,
-          hashKey(request, query.key, config.hashKeyHeader),
-        );
-        if (instance === undefined) throw new ApiError(503, 'SERVICE_UNAVAILABLE', 'Service Unavailable');
-        if (query.format === 'json') return reply.type('application/json; charset=utf-8').send(instanceJson(instance));
-        return reply.redirect(instance.address + endPoint, 302);
+      (request, reply) => {
+        const answer = decideDiscover(ctx, request.query as DiscoverQuery, request.raw, ctx.clientAddress);
+        if ('json' in answer) reply.type(JSON_TYPE).send(answer.json);
+        else reply.redirect(answer.location, 302);
       },
     );
 

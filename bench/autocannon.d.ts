@@ -1,0 +1,35 @@
+// autocannon ships no types; this declares the part of its programmatic API the benchmarks use.
+declare module 'autocannon' {
+  interface AutocannonRequest {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string>;
+    body?: string;
+  }
+
+  interface AutocannonOptions {
+    url: string;
+    connections?: number;
+    /** Seconds. */
+    duration?: number;
+    /** Each connection sends these in turn, starting over after the last. */
+    requests?: AutocannonRequest[];
+  }
+
+  interface AutocannonResult {
+    errors: number;
+    timeouts: number;
+    non2xx: number;
+    /** Requests per second, over the per-second samples of the run. */
+    requests: { average: number };
+  }
+
+  /** The running load: a thenable for the result that also reports each response. */
+  interface AutocannonInstance extends PromiseLike<AutocannonResult> {
+    /** responseTime is in milliseconds with sub-millisecond precision. */
+    on(event: 'response', listener: (client: unknown, statusCode: number, resBytes: number, responseTime: number) => void): this;
+  }
+
+  function autocannon(options: AutocannonOptions): AutocannonInstance;
+  export default autocannon;
+}

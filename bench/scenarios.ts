@@ -1,0 +1,181 @@
+/** The benchmark scenarios; each prints its progress and returns its checks. */
+import { Child, removeTempDir, tempDir } from './children.ts';
+import { compare, type LoadOptions } from './load.ts';
+import type { MemoryResult } from './memory.ts';
+import { fmtLoad, fmtNum, type Check } from './report.ts';
+import {
+  captureReplies,
+  registerAll,
+  startBare,
+  startMaxine,
+  waitForSnapshot,
+  type Registration,
+  type RequestShape,
+  type Server,
+} from './servers.ts';
+
+export interface Scenario {
+  readonly name: string;
+  readonly title: string;
+  run(opts: LoadOptions): Promise<Check[]>;
+}
+
+const INSTANCES_PER_SERVICE = 10;
+/** Long enough that nothing expires during a run. */
+const TTL_SEC = 3600;
+/** One round-robin cycle over a service's instances: the bare server replays all ten bodies. */
+const REPLIES_PER_REQUEST = INSTANCES_PER_SERVICE;
+
+function instance(service: string, node: number): Registration {
+  return {
+    hostName: `10.0.${Math.floor(node / 256)}.${node % 256}`,
+    nodeName: `node-${node}`,
+    serviceName: service,
+    port: 8000 + node,
+    timeOut: TTL_SEC,
+    weight: 1,
+  };
+}
+
+function discoverPath(service: string): string {
+  return `/api/maxine/serviceops/discover?serviceName=${service}&format=json`;
+}
+
+/**
+ * Starts Maxine, lets `prepare` register what the scenario needs and name the
+ * requests to load, captures Maxine's answers for the bare server, then
+ * compares the two. Both servers are stopped whatever happens.
+ */
+async function loadScenario(
+  scenario: string,
+  target: number,
+  opts: LoadOptions,
+  prepare: (maxine: { url: string; dataDir: string }) => Promise<{ requests: RequestShape[]; repliesPerRequest: number }>,
+): Promise<Check[]> {
+  const servers: Server[] = [];
+  try {
+    const maxine = await startMaxine();
+    servers.push(maxine);
+    const { requests, repliesPerRequest } = await prepare(maxine);
+    const bare = await startBare(await captureReplies(maxine.url, requests, repliesPerRequest));
+    servers.push(bare);
+    const result = await compare({ maxine: maxine.url, bare: bare.url }, requests, opts);
+    return [
+      {
+        scenario,
+        measure: 'req/s maxine/bare',
+        value: result.ratio,
+        decimals: 2,
+        target: { op: '>=', value: target },
+        detail: `rounds ${result.roundRatios.map((r) => fmtNum(r, 2)).join(' ')} | maxine ${fmtLoad(result.maxine)} | bare ${fmtLoad(result.bare)}`,
+      },
+    ];
+  } finally {
+    for (const server of servers.reverse()) await server.stop();
+  }
+}
+
+const discover: Scenario = {
+  name: 'discover',
+  title: `GET discover?format=json, one service of ${INSTANCES_PER_SERVICE} instances`,
+  run: (opts) =>
+    loadScenario('discover', 0.9, opts, async ({ url }) => {
+      await registerAll(url, INSTANCES_PER_SERVICE, (i) => instance('bench-discover', i));
+      return { requests: [{ method: 'GET', path: discoverPath('bench-discover') }], repliesPerRequest: REPLIES_PER_REQUEST };
+    }),
+};
+
+const LARGE_SERVICES = 10_000;
+/** Services the load rotates over, spread across the catalog rather than one hot entry. */
+const ROTATING_SERVICES = 16;
+
+const serviceName = (index: number) => `bench-svc-${String(index).padStart(5, '0')}`;
+
+const discover10k: Scenario = {
+  name: 'discover-10k',
+  title: `GET discover?format=json rotating over ${ROTATING_SERVICES} of ${fmtNum(LARGE_SERVICES)} services x ${INSTANCES_PER_SERVICE} instances`,
+  run: (opts) =>
+    loadScenario('discover-10k', 0.85, opts, async ({ url, dataDir }) => {
+      const total = LARGE_SERVICES * INSTANCES_PER_SERVICE;
+      const ms = await registerAll(url, total, (i) =>
+        instance(serviceName(Math.floor(i / INSTANCES_PER_SERVICE)), i % INSTANCES_PER_SERVICE),
+      );
+      console.log(`  registered ${fmtNum(total)} instances in ${fmtNum(ms / 1000, 1)} s (${fmtNum(total / (ms / 1000))}/s)`);
+      const since = Date.now();
+      const snapshotted = await waitForSnapshot(dataDir, since, 45_000);
+      console.log(
+        snapshotted
+          ? `  Maxine's post-registration snapshot done after ${fmtNum((Date.now() - since) / 1000, 1)} s`
+          : `  no post-registration snapshot within 45 s; it may land in a measured round`,
+      );
+      const stride = LARGE_SERVICES / ROTATING_SERVICES;
+      const requests = Array.from({ length: ROTATING_SERVICES }, (_, k): RequestShape => ({
+        method: 'GET',
+        path: discoverPath(serviceName(Math.floor(k * stride + stride / 2))),
+      }));
+      return { requests, repliesPerRequest: REPLIES_PER_REQUEST };
+    }),
+};
+
+const heartbeat: Scenario = {
+  name: 'heartbeat',
+  title: 'POST heartbeat for one registered instance',
+  run: (opts) =>
+    loadScenario('heartbeat', 0.8, opts, async ({ url }) => {
+      await registerAll(url, 1, (i) => instance('bench-heartbeat', i));
+      const body = JSON.stringify({ serviceName: 'bench-heartbeat', nodeName: 'node-0' });
+      const request: RequestShape = {
+        method: 'POST',
+        path: '/api/maxine/serviceops/heartbeat',
+        headers: { 'content-type': 'application/json' },
+        body,
+      };
+      return { requests: [request], repliesPerRequest: 1 };
+    }),
+};
+
+const MEMORY_TIMEOUT_MS = 10 * 60_000;
+
+const memory: Scenario = {
+  name: 'memory',
+  title: 'heap per instance and restore time, 10,000 services x 10 instances in-process',
+  run: async () => {
+    const dir = tempDir('maxine-bench-memory-');
+    const child = new Child('memory', ['--expose-gc', '--import', 'tsx', 'bench/memory.ts', dir]);
+    try {
+      const timer = setTimeout(() => void child.stop(), MEMORY_TIMEOUT_MS);
+      const how = await child.exited;
+      clearTimeout(timer);
+      if (how !== 'exit code 0') throw new Error(`bench/memory.ts ended with ${how}: ${child.describe()}`);
+      const r = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as MemoryResult;
+      console.log(`  heap ${fmtNum(r.heapBytesPerInstance)} bytes per instance over ${fmtNum(r.instances)} instances`);
+      console.log(`  restored ${fmtNum(r.restoredInstances)} instances in ${fmtNum(r.restoreMs)} ms`);
+      if (r.restoredInstances !== r.instances) {
+        throw new Error(`restored ${r.restoredInstances} instances, expected ${r.instances}`);
+      }
+      return [
+        {
+          scenario: 'memory',
+          measure: 'heap bytes/instance',
+          value: r.heapBytesPerInstance,
+          decimals: 0,
+          target: { op: '<=', value: 1024 },
+          detail: `(heapUsed after - before) / ${fmtNum(r.instances)}, after forced GC`,
+        },
+        {
+          scenario: 'memory',
+          measure: 'restore ms',
+          value: r.restoreMs,
+          decimals: 0,
+          target: { op: '<=', value: 1000 },
+          detail: `registry.start() on the data dir, ${fmtNum(r.restoredInstances)} instances back`,
+        },
+      ];
+    } finally {
+      await child.stop();
+      removeTempDir(dir);
+    }
+  },
+};
+
+export const SCENARIOS: readonly Scenario[] = [discover, discover10k, heartbeat, memory];

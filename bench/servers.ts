@@ -1,0 +1,203 @@
+/** Starting Maxine and the bare reference server, and talking to Maxine before the load. */
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { CapturedReply } from './bare-server.ts';
+import { Child, removeTempDir, sleep, tempDir } from './children.ts';
+
+/** A request as the load generator sends it. */
+export interface RequestShape {
+  readonly method: 'GET' | 'POST';
+  readonly path: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: string;
+}
+
+export interface Server {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export interface MaxineServer extends Server {
+  readonly dataDir: string;
+}
+
+const STARTUP_TIMEOUT_MS = 30_000;
+
+/** Maxine as users run it (bin/maxine.js serve), defaults except loopback, port, data dir and log level. */
+export async function startMaxine(): Promise<MaxineServer> {
+  const dataDir = tempDir('maxine-bench-');
+  const port = await freePort();
+  const child = new Child('maxine', [
+    'bin/maxine.js',
+    'serve',
+    '--host', '127.0.0.1',
+    '--port', String(port),
+    '--data-dir', dataDir,
+    '--log-level', 'warn',
+  ]);
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    await child.stop();
+    removeTempDir(dataDir);
+  };
+  try {
+    await waitForHttp(child, `${url}/api/maxine/serviceops/servers`);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { url, dataDir, stop };
+}
+
+/** The bare reference server, replaying `replies` (captured from Maxine). */
+export async function startBare(replies: readonly CapturedReply[]): Promise<Server> {
+  const dir = tempDir('maxine-bench-bare-');
+  const file = join(dir, 'replies.json');
+  writeFileSync(file, JSON.stringify(replies));
+  const child = new Child('bare-server', ['--import', 'tsx', 'bench/bare-server.ts', file]);
+  const stop = async () => {
+    await child.stop();
+    removeTempDir(dir);
+  };
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  while (!child.stdout.includes('\n')) {
+    if (!child.isRunning || Date.now() > deadline) {
+      await stop();
+      throw new Error(`the bare server did not start: ${child.describe()}`);
+    }
+    await sleep(50);
+  }
+  const { port } = JSON.parse(child.stdout.split('\n')[0]!) as { port: number };
+  return { url: `http://127.0.0.1:${port}`, stop };
+}
+
+/** Sends each request `times` times to Maxine and keeps what it answered, for the bare server to replay. */
+export async function captureReplies(url: string, shapes: readonly RequestShape[], times: number): Promise<CapturedReply[]> {
+  const replies: CapturedReply[] = [];
+  for (const shape of shapes) {
+    const bodies: string[] = [];
+    let status = 0;
+    let contentType = '';
+    for (let i = 0; i < times; i++) {
+      const res = await fetch(url + shape.path, {
+        method: shape.method,
+        headers: shape.headers ?? {},
+        body: shape.body ?? null,
+        redirect: 'manual',
+      });
+      const body = Buffer.from(await res.arrayBuffer());
+      if (res.status < 200 || res.status > 299) {
+        throw new Error(`Maxine answered ${shape.method} ${shape.path} with ${res.status}: ${body.toString('utf8')}`);
+      }
+      status = res.status;
+      contentType = res.headers.get('content-type') ?? '';
+      bodies.push(body.toString('base64'));
+    }
+    replies.push({ method: shape.method, path: shape.path, status, contentType, bodies });
+  }
+  return replies;
+}
+
+export interface Registration {
+  readonly hostName: string;
+  readonly nodeName: string;
+  readonly serviceName: string;
+  readonly port: number;
+  /** Seconds. */
+  readonly timeOut: number;
+  readonly weight: number;
+}
+
+/**
+ * Registers `count` instances through the HTTP API with at most `concurrency`
+ * requests in flight; fails on the first non-200. Returns the elapsed ms.
+ * node:http with a keep-alive agent rather than fetch: fetch costs the client
+ * about four times the CPU per request, and on two cores the client's CPU is
+ * taken from Maxine.
+ */
+export async function registerAll(
+  url: string,
+  count: number,
+  registration: (index: number) => Registration,
+  concurrency = 64,
+): Promise<number> {
+  const started = performance.now();
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await post(agent, `${url}/api/maxine/serviceops/register`, JSON.stringify(registration(next++)));
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  } finally {
+    agent.destroy();
+  }
+  return performance.now() - started;
+}
+
+function post(agent: Agent, url: string, body: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      method: 'POST',
+      agent,
+      timeout: 30_000,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+    });
+    req.on('timeout', () => req.destroy(new Error(`POST ${url} ${body}: no answer within 30 s`)));
+    req.on('error', reject);
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      res.on('error', reject);
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`POST ${url} ${body} answered ${res.statusCode}: ${text}`))));
+    });
+    req.end(body);
+  });
+}
+
+/**
+ * Waits until Maxine has written a snapshot that finished after `sinceMs`
+ * (epoch ms): after a bulk registration the periodic snapshot of the whole
+ * catalog is due within --snapshot-interval-ms (30 s by default), a one-off
+ * that would otherwise land in the middle of a measured round.
+ * Returns false if none came within `timeoutMs`.
+ */
+export async function waitForSnapshot(dataDir: string, sinceMs: number, timeoutMs: number): Promise<boolean> {
+  const snapshot = join(dataDir, 'snapshot.json');
+  const inProgress = join(dataDir, 'snapshot.json.tmp');
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (existsSync(snapshot) && statSync(snapshot).mtimeMs > sinceMs && !existsSync(inProgress)) return true;
+    await sleep(250);
+  }
+  return false;
+}
+
+/** A port free on 127.0.0.1 right now (Maxine's CLI is told a port; it does not report one it picked). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Polls until the child answers HTTP at `url` (any status), or fails if it exits or takes too long. */
+async function waitForHttp(child: Child, url: string): Promise<void> {
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (!child.isRunning) throw new Error(`${child.name} exited during start-up (${await child.exited}): ${child.describe()}`);
+    try {
+      await (await fetch(url, { signal: AbortSignal.timeout(1000) })).arrayBuffer();
+      return;
+    } catch {
+      await sleep(100);
+    }
+  }
+  throw new Error(`${child.name} did not answer within ${STARTUP_TIMEOUT_MS / 1000} s: ${child.describe()}`);
+}

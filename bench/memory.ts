@@ -9,6 +9,7 @@
  */
 import { Catalog } from '../src/core/catalog.ts';
 import type { InstanceSpec } from '../src/core/instance.ts';
+import { testSpec } from '../src/core/fixtures.ts';
 import { ZERO_LOAD } from '../src/core/selection/index.ts';
 import { Registry } from '../src/registry/registry.ts';
 import { createMemoryStore } from '../src/store/memory/index.ts';
@@ -58,22 +59,11 @@ function openRegistry(): Registry {
 function spec(index: number): InstanceSpec {
   const service = Math.floor(index / PER_SERVICE);
   const node = index % PER_SERVICE;
-  return {
-    service: `bench-svc-${String(service).padStart(5, '0')}`,
-    id: `node-${node}`,
-    scheme: 'http',
+  return testSpec(`bench-svc-${String(service).padStart(5, '0')}`, `node-${node}`, {
     host: `10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`,
     port: 8000 + node,
-    path: '',
-    weight: 1,
-    tags: [],
-    version: '',
-    zone: '',
-    metadata: {},
-    healthCheckPath: '',
-    status: 'up',
     ttlMs: 3_600_000,
-  };
+  });
 }
 
 /** Several passes: one full GC can leave garbage that only a later one finds (weak refs, finalizers). */

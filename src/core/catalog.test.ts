@@ -3,34 +3,12 @@ import { test } from 'node:test';
 import { Catalog } from './catalog.ts';
 import type { RegistryEvent } from './events.ts';
 import { NO_FILTER } from './filter.ts';
-import { buildAddress, type Instance } from './instance.ts';
+import type { Instance } from './instance.ts';
+import { testInstance } from './fixtures.ts';
 import { ZERO_LOAD } from './selection/index.ts';
 
 function instance(service: string, id: string, revision: number, extra: Partial<Instance> = {}): Instance {
-  const base = {
-    service,
-    id,
-    scheme: 'http' as const,
-    host: '127.0.0.1',
-    port: 8000,
-    path: '',
-    weight: 1,
-    tags: [],
-    version: '',
-    zone: '',
-    metadata: {},
-    healthCheckPath: '',
-    status: 'up' as const,
-    ttlMs: 1000,
-    health: 'passing' as const,
-    healthReason: '',
-    healthChangedAt: 0,
-    registeredAt: 0,
-    createRevision: revision,
-    modifyRevision: revision,
-    ...extra,
-  };
-  return Object.freeze({ ...base, address: buildAddress(base.scheme, base.host, base.port, base.path) });
+  return testInstance(service, id, { ttlMs: 1000, createRevision: revision, modifyRevision: revision, ...extra });
 }
 
 const ctx = { key: 'k', random: Math.random, load: ZERO_LOAD };

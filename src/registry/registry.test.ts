@@ -7,26 +7,12 @@ import { Catalog } from '../core/catalog.ts';
 import type { RegistryEvent } from '../core/events.ts';
 import type { InstanceSpec } from '../core/instance.ts';
 import { ZERO_LOAD } from '../core/selection/index.ts';
+import { testSpec } from '../core/fixtures.ts';
 import { createMemoryStore } from '../store/memory/index.ts';
 import { Registry, RegistryError } from './registry.ts';
 
-const spec = (id: string, ttlMs: number, extra: Partial<InstanceSpec> = {}): InstanceSpec => ({
-  service: 'svc',
-  id,
-  scheme: 'http',
-  host: '127.0.0.1',
-  port: 8080,
-  path: '',
-  weight: 1,
-  tags: [],
-  version: '',
-  zone: '',
-  metadata: {},
-  healthCheckPath: '',
-  status: 'up',
-  ttlMs,
-  ...extra,
-});
+const spec = (id: string, ttlMs: number, extra: Partial<InstanceSpec> = {}): InstanceSpec =>
+  testSpec(extra.service ?? 'svc', id, { ttlMs, ...extra });
 
 describe('Registry with the memory store and real timers', () => {
   let dir: string;

@@ -1,33 +1,21 @@
 /** Test-only helpers for the selection strategy tests. */
 import assert from 'node:assert/strict';
-import { buildAddress, type Instance } from '../instance.ts';
+import type { Instance } from '../instance.ts';
+import { testInstance } from '../fixtures.ts';
 import type { LoadSignals, PickContext, Picker } from './strategy.ts';
 
 export function makeInstance(id: string, weight = 1, service = 'orders'): Instance {
-  const host = `${id}.${service}.internal`;
-  return {
-    service,
-    id,
-    scheme: 'http',
-    host,
-    port: 8080,
-    path: '',
+  return testInstance(service, id, {
+    host: `${id}.${service}.internal`,
     weight,
     tags: ['test'],
     version: '1.0.0',
     zone: 'zone-a',
     metadata: { team: 'selection' },
     healthCheckPath: '/health',
-    status: 'up',
-    ttlMs: 30_000,
-    health: 'passing',
-    healthReason: '',
-    healthChangedAt: 1_700_000_000_000,
-    registeredAt: 1_700_000_000_000,
     createRevision: 1,
     modifyRevision: 1,
-    address: buildAddress('http', host, 8080, ''),
-  };
+  });
 }
 
 /**

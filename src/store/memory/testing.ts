@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { Change, Snapshot } from '../../core/changes.ts';
-import { buildAddress } from '../../core/instance.ts';
+import { testInstance } from '../../core/fixtures.ts';
 import type { Instance, InstanceKey } from '../../core/instance.ts';
 import type { FeedSink, StateSource } from '../store.ts';
 import { MemoryStore } from './memory-store.ts';
@@ -84,30 +84,15 @@ export class FakeCatalog implements FeedSink, StateSource {
 }
 
 export function makeInstance(service: string, id: string, overrides: Partial<Instance> = {}): Instance {
-  const base = {
-    service,
-    id,
-    scheme: 'http' as const,
+  return testInstance(service, id, {
     host: '10.0.0.1',
-    port: 8080,
-    path: '',
-    weight: 1,
     tags: Object.freeze(['a', 'b']),
     version: '1.0.0',
     zone: 'z1',
     metadata: Object.freeze({ team: 'core' }),
     healthCheckPath: '/health',
-    status: 'up' as const,
-    ttlMs: 30_000,
-    health: 'passing' as const,
-    healthReason: '',
-    healthChangedAt: 1,
-    registeredAt: 1,
-    createRevision: 0,
-    modifyRevision: 0,
-    address: buildAddress('http', '10.0.0.1', 8080, ''),
-  };
-  return Object.freeze({ ...base, ...overrides });
+    ...overrides,
+  });
 }
 
 /** A fresh directory, removed when the test ends. */

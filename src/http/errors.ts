@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { FieldProblem } from '../core/validation.ts';
 import { RegistryError } from '../registry/registry.ts';
@@ -61,7 +61,7 @@ const FASTIFY_CLIENT_ERRORS: Readonly<Record<string, { status: number; code: Err
   },
 };
 
-export function installErrorHandling(app: FastifyInstance): void {
+export function installErrorHandling(app: FastifyInstance, logger: FastifyBaseLogger): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof ApiError) {
       return reply.code(error.status).send({ message: error.message, code: error.code, details: error.details });
@@ -85,7 +85,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
       return reply.code(error.statusCode).send({ message: error.message, code: 'VALIDATION_FAILED' });
     }
-    request.log.error({ err: error, reqId: request.id, url: request.url }, 'unhandled error');
+    logger.error({ err: error, reqId: request.id, method: request.method, url: request.url }, 'unhandled error');
     return reply.code(500).send({ message: 'Internal error; this is a bug, please report it.', code: 'INTERNAL' });
   });
 

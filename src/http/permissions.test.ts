@@ -17,7 +17,7 @@ test('the server refuses to start when a route declares no permission', async ()
 test('the authorizer decides on the matched route permission, whatever the URL spelling', async () => {
   const seen: Permission[] = [];
   const app = Fastify();
-  installErrorHandling(app);
+  installErrorHandling(app, app.log);
   installPermissions(app, {
     authorize: (_request, permission) => {
       seen.push(permission);

@@ -89,3 +89,32 @@ describe('Registry with the memory store and real timers', () => {
     await registry.register(spec('l3', 60_000, { service: 'limited', weight: 2 }));
   });
 });
+
+test('a store that cannot take writes makes registrations fail with 503, changing nothing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'maxine-registry-down-'));
+  const store = createMemoryStore({ dataDir: dir });
+  const catalog = new Catalog(10);
+  const registry = new Registry({
+    store,
+    catalog,
+    clock: Date.now,
+    maxInstancesPerService: 10,
+    load: ZERO_LOAD,
+    onExpiryError: () => undefined,
+  });
+  try {
+    await registry.start();
+    await store.close();
+    await assert.rejects(registry.register(spec('late', 60_000)), (error: unknown) => {
+      assert.ok(error instanceof RegistryError);
+      assert.equal(error.status, 503);
+      assert.equal(error.code, 'STORE_UNAVAILABLE');
+      assert.match(error.message, /could not save the change/);
+      return true;
+    });
+    assert.equal(catalog.instanceCount, 0);
+  } finally {
+    await registry.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -85,6 +85,9 @@ describe('Maxine API over a real port', () => {
     const missing = await maxine.call('GET', '/api/maxine/serviceops/discover');
     assert.equal(missing.status, 400);
     assert.equal(missing.json.message, 'Please provide the serviceName.');
+    assert.ok(missing.headers.get('x-request-id'), 'errors carry the request id too');
+    const traced = await maxine.call('GET', '/api/maxine/serviceops/discover', undefined, { 'x-request-id': 'trace-123' });
+    assert.equal(traced.headers.get('x-request-id'), 'trace-123');
     assert.equal(missing.json.code, 'VALIDATION_FAILED');
     const none = await maxine.call('GET', '/api/maxine/serviceops/discover?serviceName=nobody-here');
     assert.equal(none.status, 503);

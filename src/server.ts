@@ -44,7 +44,7 @@ export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> 
     catalog,
   );
   const app = await buildApp(
-    { registry, runtime, config, startedAt: Date.now(), clientAddress: clientAddressResolver(config.trustProxy) },
+    { registry, runtime, config, clientAddress: clientAddressResolver(config.trustProxy) },
     { logger },
   );
   try {

@@ -29,11 +29,6 @@ export class ExpiryQueue<T extends Lease> {
     this.push(lease.deadline, lease);
   }
 
-  /** Earliest queued deadline, or Infinity. Stale copies may make it early. */
-  nextDue(): number {
-    return this.due.length > 0 ? this.due[0]! : Infinity;
-  }
-
   /** Remove and return every live lease whose current deadline is <= now. */
   takeExpired(now: number): T[] {
     const expired: T[] = [];

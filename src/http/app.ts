@@ -7,12 +7,10 @@ import { ErrorBody, installErrorHandling } from './errors.ts';
 import { lightningRoutes } from './lightning/routes.ts';
 import { controlRoutes } from './maxine/control.ts';
 import { RegisterBody } from './maxine/registration.ts';
-import { serviceOpsRoutes } from './maxine/serviceops.ts';
+import { InstanceRef, serviceOpsRoutes } from './maxine/serviceops.ts';
 import { requestIdGenerator } from './request-id.ts';
 import { installPermissions, OPEN_AUTHORIZER, type Authorizer } from './permissions.ts';
 import { InstanceBody, LeasedInstanceBody } from './views.ts';
-import { Type } from 'typebox';
-import { LIMITS } from '../core/validation.ts';
 
 export interface AppOptions {
   readonly logger: FastifyBaseLogger;
@@ -51,15 +49,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   app.addSchema(InstanceBody);
   app.addSchema(LeasedInstanceBody);
   app.addSchema(RegisterBody);
-  app.addSchema(
-    Type.Object(
-      {
-        serviceName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
-        nodeName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
-      },
-      { $id: 'InstanceRef' },
-    ),
-  );
+  app.addSchema(InstanceRef);
 
   await app.register(swagger, {
     openapi: {

@@ -8,7 +8,6 @@ export interface AppContext {
   readonly registry: Registry;
   readonly runtime: RuntimeConfig;
   readonly config: MaxineConfig;
-  readonly startedAt: number;
   /** The client address as trustProxy allows it to be believed. */
   readonly clientAddress: ClientAddress;
 }

@@ -8,7 +8,7 @@ import { legacyServersView, servicesV2View } from '../views.ts';
 import { decideDiscover, DiscoverQuery, JSON_TYPE } from './discover.ts';
 import { RegisterBody, registrationSpec } from './registration.ts';
 
-const InstanceRef = Type.Object(
+export const InstanceRef = Type.Object(
   {
     serviceName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
     nodeName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
@@ -49,7 +49,7 @@ const errors = { 400: Type.Ref('Error'), 404: Type.Ref('Error'), 503: Type.Ref('
 
 /** The original Maxine's /api/maxine/serviceops routes, plus heartbeat and deregister. */
 export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
-  const { registry, runtime, config } = ctx;
+  const { registry, runtime } = ctx;
   return async (app) => {
     app.post(
       '/register',

@@ -4,8 +4,7 @@ import type { InstanceKey, InstanceSpec } from '../../core/instance.ts';
 import { checkHost, checkInstanceId, checkServiceName, checkTags, checkVersion, LIMITS, type FieldProblem } from '../../core/validation.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import { filterParams, strategyParam } from '../request-values.ts';
-import { hashKey } from '../maxine/discover.ts';
+import { discoverInstance } from '../discovery.ts';
 
 /**
  * The original Lightning mode's root routes. Lightning clients heartbeat
@@ -65,7 +64,7 @@ function unknownNode(nodeId: string): ApiError {
 }
 
 export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
-  const { registry, runtime, config } = ctx;
+  const { registry } = ctx;
   return async (app) => {
     app.post(
       '/register',
@@ -179,13 +178,14 @@ export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
         if (!query.serviceName) {
           throw new ApiError(400, 'VALIDATION_FAILED', 'Missing serviceName', [{ field: 'serviceName', problem: 'is required' }]);
         }
-        const badName = checkServiceName(query.serviceName);
-        if (badName) throw ApiError.validation([badName]);
-        const strategy = strategyParam(query.loadBalancing, 'loadBalancing', runtime.settings.serverSelectionStrategy);
-        const filter = filterParams({ tags: query.tags, version: query.version });
-        const instance = registry.discover(query.serviceName, filter, strategy, () =>
-          hashKey(request.raw, query.key, config.hashKeyHeader, ctx.clientAddress),
-        );
+        const instance = discoverInstance(ctx, request.raw, {
+          serviceName: query.serviceName,
+          strategy: query.loadBalancing,
+          strategyField: 'loadBalancing',
+          tags: query.tags,
+          version: query.version,
+          key: query.key,
+        });
         // Lightning mode answered a miss with 404 and this message; its clients rely on it.
         if (instance === undefined) throw new ApiError(404, 'SERVICE_UNAVAILABLE', 'Service unavailable');
         const hostPort = instance.port > 0 ? `${instance.host}:${instance.port}` : instance.host;

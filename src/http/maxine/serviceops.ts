@@ -1,11 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { checkInstanceId, checkServiceName, LIMITS } from '../../core/validation.ts';
+import { checkInstanceId, checkPath, checkServiceName, LIMITS } from '../../core/validation.ts';
 import type { InstanceKey } from '../../core/instance.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import { legacyServersView, servicesV2View } from '../views.ts';
-import { decideDiscover, DiscoverQuery, JSON_TYPE } from './discover.ts';
+import { instanceJson, legacyServersView, servicesV2View } from '../views.ts';
+import { discoverInstance } from '../discovery.ts';
 import { RegisterBody, registrationSpec } from './registration.ts';
 
 export const InstanceRef = Type.Object(
@@ -14,6 +14,21 @@ export const InstanceRef = Type.Object(
     nodeName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
   },
   { $id: 'InstanceRef' },
+);
+
+const DiscoverQuery = Type.Object(
+  {
+    serviceName: Type.Optional(Type.String({ maxLength: LIMITS.nameLength })),
+    endPoint: Type.Optional(Type.String({ maxLength: 2048, description: 'appended to the chosen address in the redirect' })),
+    format: Type.Optional(Type.Union([Type.Literal('redirect'), Type.Literal('json')])),
+    strategy: Type.Optional(Type.String({ maxLength: 64, description: 'a strategy name or the original code (RR, CH, RH, ...)' })),
+    tags: Type.Optional(Type.String({ maxLength: 2048, description: 'comma-separated; the instance must carry all' })),
+    version: Type.Optional(Type.String({ maxLength: LIMITS.versionLength })),
+    zone: Type.Optional(Type.String({ maxLength: LIMITS.zoneLength })),
+    meta: Type.Optional(Type.String({ maxLength: 4096, description: 'comma-separated key:value metadata that must match' })),
+    key: Type.Optional(Type.String({ maxLength: 512, description: 'hash key for consistent-hash and rendezvous-hash' })),
+  },
+  { additionalProperties: false },
 );
 
 const ServersQuery = Type.Object(
@@ -148,9 +163,23 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
         },
       },
       (request, reply) => {
-        const answer = decideDiscover(ctx, request.query as DiscoverQuery, request.raw, ctx.clientAddress);
-        if ('json' in answer) reply.type(JSON_TYPE).send(answer.json);
-        else reply.redirect(answer.location, 302);
+        const query = request.query as Static<typeof DiscoverQuery>;
+        if (!query.serviceName) {
+          throw new ApiError(400, 'VALIDATION_FAILED', 'Please provide the serviceName.', [
+            { field: 'serviceName', problem: 'is required' },
+          ]);
+        }
+        const endPoint = query.endPoint ? (query.endPoint.startsWith('/') ? query.endPoint : `/${query.endPoint}`) : '';
+        const badEndPoint = endPoint ? checkPath(endPoint.split('?')[0]!, 'endPoint') : undefined;
+        if (badEndPoint) throw ApiError.validation([badEndPoint]);
+        const instance = discoverInstance(ctx, request.raw, {
+          ...query,
+          serviceName: query.serviceName,
+          strategyField: 'strategy',
+        });
+        if (instance === undefined) throw new ApiError(503, 'SERVICE_UNAVAILABLE', 'Service Unavailable');
+        if (query.format === 'json') reply.type('application/json; charset=utf-8').send(instanceJson(instance));
+        else reply.redirect(instance.address + endPoint, 302);
       },
     );
 

@@ -173,9 +173,14 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
         const badEndPoint = endPoint ? checkPath(endPoint.split('?')[0]!, 'endPoint') : undefined;
         if (badEndPoint) throw ApiError.validation([badEndPoint]);
         const instance = discoverInstance(ctx, request.raw, {
-          ...query,
           serviceName: query.serviceName,
+          strategy: query.strategy,
           strategyField: 'strategy',
+          tags: query.tags,
+          version: query.version,
+          zone: query.zone,
+          meta: query.meta,
+          key: query.key,
         });
         if (instance === undefined) throw new ApiError(503, 'SERVICE_UNAVAILABLE', 'Service Unavailable');
         if (query.format === 'json') reply.type('application/json; charset=utf-8').send(instanceJson(instance));

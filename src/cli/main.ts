@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import pino from 'pino';
 import { CONFIG_SETTINGS, ConfigError, loadConfig, settingHelp, type MaxineConfig } from '../config/index.ts';
 import type { RunningMaxine } from '../server.ts';
 import { exitOnSignals } from './shutdown.ts';
@@ -15,20 +16,28 @@ async function serve(flags: Record<string, unknown>): Promise<void> {
   }
   // Loaded here so that --help and configuration errors don't load the HTTP stack.
   const { startMaxine } = await import('../server.ts');
-  let running: RunningMaxine;
+  const starting = startMaxine(config);
+  let running: RunningMaxine | undefined;
+  // Handlers go in before start-up finishes: a SIGTERM that lands while the
+  // store opens or the port binds must still shut down cleanly, not kill.
+  const bootLogger = pino({ level: config.logLevel, base: { service: 'maxine' } });
+  exitOnSignals({
+    signals: process,
+    close: async () => (await starting).close(),
+    logger: {
+      info: (obj, msg) => (running?.logger ?? bootLogger).info(obj, msg),
+      warn: (obj, msg) => (running?.logger ?? bootLogger).warn(obj, msg),
+      error: (obj, msg) => (running?.logger ?? bootLogger).error(obj, msg),
+    },
+    timeoutMs: config.shutdownTimeoutMs,
+    exit: (code) => process.exit(code),
+  });
   try {
-    running = await startMaxine(config);
+    running = await starting;
   } catch (err) {
     process.stderr.write(`maxine: ${describeStartupError(err, config)}\n`);
     process.exit(1);
   }
-  exitOnSignals({
-    signals: process,
-    close: () => running.close(),
-    logger: running.logger,
-    timeoutMs: config.shutdownTimeoutMs,
-    exit: (code) => process.exit(code),
-  });
 }
 
 const program = new Command('maxine')

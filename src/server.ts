@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { Catalog } from './core/catalog.ts';
 import { ZERO_LOAD } from './core/selection/index.ts';
@@ -7,6 +8,7 @@ import { clientAddressResolver } from './http/client-address.ts';
 import { Registry } from './registry/registry.ts';
 import { RuntimeConfig } from './registry/runtime-config.ts';
 import { openStore } from './store/open.ts';
+import { FencedError } from './store/store.ts';
 import { SwitchableLogDestination, type LogSwitches } from './observe/log-destination.ts';
 
 const DEFAULT_LOG_SWITCHES: LogSwitches = { logAsync: true, logFormat: 'JSON', logJsonPrettify: false };
@@ -23,15 +25,19 @@ export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> 
   let runtime: RuntimeConfig | undefined;
   const destination = new SwitchableLogDestination(() => runtime?.settings ?? DEFAULT_LOG_SWITCHES);
   const logger = pino({ level: config.logLevel, base: { service: 'maxine' } }, destination);
-  const catalog = new Catalog(config.eventRingSize);
-  const store = openStore(config, logger);
+  const instanceId = config.instanceId ?? `${hostname()}-${process.pid}`;
+  const store = openStore(config, logger, instanceId);
+  const catalog = new Catalog(config.eventRingSize, Date.now, store.leasesInCatalog);
   const registry = new Registry({
     store,
     catalog,
     clock: Date.now,
     maxInstancesPerService: config.maxInstancesPerService,
     load: ZERO_LOAD,
-    onExpiryError: (error) => logger.warn({ err: error }, 'expiring a lease failed; will retry'),
+    onExpiryError: (error) =>
+      error instanceof FencedError
+        ? logger.warn({ err: error }, 'expiry refused: this replica is no longer the leader')
+        : logger.warn({ err: error }, 'expiring leases failed; will retry'),
   });
   await registry.start();
   runtime = new RuntimeConfig(
@@ -44,7 +50,7 @@ export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> 
     catalog,
   );
   const app = await buildApp(
-    { registry, runtime, config, clientAddress: clientAddressResolver(config.trustProxy) },
+    { registry, runtime, config, instanceId, clientAddress: clientAddressResolver(config.trustProxy) },
     { logger },
   );
   try {
@@ -56,7 +62,7 @@ export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> 
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  logger.info({ url, store: store.kind, revision: catalog.revision, instances: catalog.instanceCount }, 'maxine listening');
+  logger.info({ url, instanceId, store: store.kind, revision: catalog.revision, instances: catalog.instanceCount }, 'maxine listening');
   let closing: Promise<void> | undefined;
   return {
     url,

@@ -101,6 +101,53 @@ export const path: Kind<string> = {
   format: String,
 };
 
+/** A word made of the given characters, e.g. an instance id or a key prefix. */
+export function word(pattern: RegExp, expected: string): Kind<string> {
+  return {
+    expected,
+    metavar: 'value',
+    parse(raw) {
+      return typeof raw === 'string' && pattern.test(raw.trim()) ? ok(raw.trim()) : bad();
+    },
+    format: String,
+  };
+}
+
+function urlWith(raw: string, protocols: readonly string[]): URL | undefined {
+  if (!URL.canParse(raw)) return undefined;
+  const url = new URL(raw);
+  return protocols.includes(url.protocol) && url.hostname !== '' ? url : undefined;
+}
+
+/** A redis:// or rediss:// URL (a password may be in it: it is never printed back). */
+export const redisUrl: Kind<string> = {
+  expected: 'a redis:// or rediss:// URL',
+  metavar: 'url',
+  parse(raw) {
+    if (typeof raw !== 'string') return bad();
+    return urlWith(raw.trim(), ['redis:', 'rediss:']) === undefined ? bad() : ok(raw.trim());
+  },
+  format: String,
+};
+
+/** Comma-separated http(s) URLs (or a list in the config file), at least one. */
+export const endpointList: Kind<readonly string[]> = {
+  expected: 'a comma-separated list of http:// or https:// URLs',
+  metavar: 'urls',
+  parse(raw) {
+    const entries = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined;
+    if (entries === undefined || entries.length === 0) return bad();
+    const list: string[] = [];
+    for (const entry of entries) {
+      const value = typeof entry === 'string' ? entry.trim() : '';
+      if (urlWith(value, ['http:', 'https:']) === undefined) return bad(`${JSON.stringify(entry)} is not an http(s) URL`);
+      list.push(value);
+    }
+    return ok(Object.freeze(list));
+  },
+  format: (value) => value.join(','),
+};
+
 // RFC 9110 token characters. Node lowercases incoming header names, so the
 // name is stored lowercase for direct lookups in `request.headers`.
 const TOKEN = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;

@@ -111,7 +111,24 @@ export function loadConfig(opts: LoadConfigOptions): MaxineConfig {
   const config = Object.fromEntries(
     CONFIG_SETTINGS.map((s) => [s.key, s === CONFIG_FILE ? configFile : resolve(s, opts, file, problems)]),
   );
+  if (problems.length === 0) problems.push(...crossCheck(config as MaxineConfig));
   if (problems.length > 0) throw new ConfigError(problems);
   if (Array.isArray(config.trustProxy)) Object.freeze(config.trustProxy);
   return Object.freeze(config) as MaxineConfig;
+}
+
+/** Rules that involve more than one setting. */
+function crossCheck(config: MaxineConfig): string[] {
+  const problems: string[] = [];
+  const label = (key: AnySetting['key']) => settingLabel(CONFIG_SETTINGS.find((s) => s.key === key)!);
+  if (config.registryStateMode === 'redis' && config.redisUrl === undefined) {
+    problems.push(`${label('redisUrl')}: required when the registry state mode is redis`);
+  }
+  // Three renewals per lease: one lost renewal must not cost the leadership.
+  if (config.leaderRenewMs * 3 > config.leaderLeaseMs) {
+    problems.push(
+      `${label('leaderRenewMs')}: ${config.leaderRenewMs} must be at most a third of the leader lease (${config.leaderLeaseMs} ms)`,
+    );
+  }
+  return problems;
 }

@@ -1,5 +1,18 @@
 import { STORE_KINDS } from '../store/store.ts';
-import { headerName, host, integer, oneOf, optional, path, strategy, trustProxy, type Kind } from './kinds.ts';
+import {
+  endpointList,
+  headerName,
+  host,
+  integer,
+  oneOf,
+  optional,
+  path,
+  redisUrl,
+  strategy,
+  trustProxy,
+  word,
+  type Kind,
+} from './kinds.ts';
 
 /** One configuration setting; everything else (parsing, help, docs) is derived from these. */
 export interface Setting<K extends string, T> {
@@ -26,6 +39,8 @@ function setting<K extends string, T>(spec: {
   return spec;
 }
 
+const KEY_PREFIX = /^[A-Za-z0-9._:/-]{1,100}$/;
+const INSTANCE_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const FSYNC_MODES = ['always', 'interval', 'never'] as const;
 
@@ -97,7 +112,79 @@ export const CONFIG_SETTINGS = [
     env: ['MAXINE_REGISTRY_STATE_MODE'],
     kind: oneOf(STORE_KINDS),
     default: 'local',
-    description: 'Store that holds the registry state.',
+    description: 'Store that holds the registry state: local (one process), or shared by replicas through shared-file, redis or etcd.',
+  }),
+  setting({
+    key: 'registryStateFile',
+    flag: '--registry-state-file',
+    env: ['MAXINE_REGISTRY_STATE_FILE'],
+    kind: path,
+    default: './data/shared-registry',
+    description: 'shared-file mode: the directory the replicas share (created if missing; not a file, unlike the original).',
+  }),
+  setting({
+    key: 'redisUrl',
+    flag: '--redis-url',
+    env: ['MAXINE_REGISTRY_REDIS_URL'],
+    kind: optional(redisUrl),
+    default: undefined,
+    description: 'redis mode: redis:// or rediss:// URL, with the password in it if the server needs one.',
+  }),
+  setting({
+    key: 'redisTlsCaFile',
+    flag: '--redis-tls-ca-file',
+    env: ['MAXINE_REGISTRY_REDIS_TLS_CA_FILE'],
+    kind: optional(path),
+    default: undefined,
+    description: 'redis mode: PEM file of the CA that signed the server certificate, for rediss:// with a private CA.',
+  }),
+  setting({
+    key: 'redisKeyPrefix',
+    flag: '--redis-key-prefix',
+    env: ['MAXINE_REGISTRY_REDIS_KEY_PREFIX'],
+    kind: word(KEY_PREFIX, 'letters, digits and . _ : - / (1 to 100 characters)'),
+    default: 'maxine:registry:',
+    description: 'redis mode: prefix of every key Maxine uses, so several registries can share one Redis.',
+  }),
+  setting({
+    key: 'etcdEndpoints',
+    flag: '--etcd-endpoints',
+    env: ['MAXINE_REGISTRY_ETCD_ENDPOINTS'],
+    kind: endpointList,
+    default: ['http://127.0.0.1:2379'],
+    description: 'etcd mode: client URLs of the etcd members, comma-separated.',
+  }),
+  setting({
+    key: 'etcdKeyPrefix',
+    flag: '--etcd-key-prefix',
+    env: ['MAXINE_REGISTRY_ETCD_KEY_PREFIX'],
+    kind: word(KEY_PREFIX, 'letters, digits and . _ : - / (1 to 100 characters)'),
+    default: 'maxine/registry/',
+    description: 'etcd mode: prefix of every key Maxine uses.',
+  }),
+  setting({
+    key: 'instanceId',
+    flag: '--instance-id',
+    env: ['MAXINE_INSTANCE_ID'],
+    kind: optional(word(INSTANCE_NAME, 'letters, digits and . _ - (1 to 128 characters)')),
+    default: undefined,
+    description: "This replica's name in leader election; by default <hostname>-<pid>, as in the original.",
+  }),
+  setting({
+    key: 'leaderLeaseMs',
+    flag: '--leader-lease-ms',
+    env: ['MAXINE_LEADER_ELECTION_LEASE_MS'],
+    kind: integer(1000, 600000),
+    default: 15000,
+    description: "Milliseconds a leader's term lasts without renewal; a crashed leader is replaced after this.",
+  }),
+  setting({
+    key: 'leaderRenewMs',
+    flag: '--leader-renew-ms',
+    env: ['MAXINE_LEADER_ELECTION_RENEW_MS'],
+    kind: integer(100, 300000),
+    default: 5000,
+    description: 'Milliseconds between leader renewals (and takeover attempts); must be under a third of the lease.',
   }),
   setting({
     key: 'fsync',

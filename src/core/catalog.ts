@@ -93,9 +93,15 @@ export class Catalog {
   private currentRevision = 0;
   private instances = 0;
 
+  /**
+   * `trackLeases` is false when the store's backend keeps lease deadlines
+   * itself (redis, etcd): nothing would ever take expired leases from the
+   * queue, so nothing is queued.
+   */
   constructor(
     eventRingSize: number,
     private readonly clock: () => number = Date.now,
+    private readonly trackLeases = true,
   ) {
     this.ring = new EventRing(eventRingSize);
   }
@@ -247,12 +253,12 @@ export class Catalog {
       const created: CatalogEntry = { instance, renewedAt, deadline, queuedAt: deadline, live: true };
       state.entries.set(instance.id, created);
       this.instances++;
-      this.leases.schedule(created);
+      if (this.trackLeases) this.leases.schedule(created);
     } else {
       entry.instance = instance;
       entry.renewedAt = renewedAt;
       entry.deadline = deadline;
-      if (deadline < entry.queuedAt) this.leases.schedule(entry);
+      if (this.trackLeases && deadline < entry.queuedAt) this.leases.schedule(entry);
     }
     return state;
   }

@@ -12,6 +12,9 @@ import { requestIdGenerator } from './request-id.ts';
 import { installPermissions, OPEN_AUTHORIZER, type Authorizer } from './permissions.ts';
 import { InstanceBody, LeasedInstanceBody } from './views.ts';
 
+/** Present (value "true") on every response while the store's backend is unreachable. */
+export const STALE_HEADER = 'x-maxine-stale';
+
 export interface AppOptions {
   readonly logger: FastifyBaseLogger;
   readonly authorizer?: Authorizer;
@@ -39,8 +42,11 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   installErrorHandling(app, options.logger);
   installPermissions(app, options.authorizer ?? OPEN_AUTHORIZER);
   // Callback-style, not async: this runs on every request and a promise per request shows in the benchmarks.
+  const { registry } = ctx;
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    // Reads keep coming from the last known catalog while the backend is away; say so.
+    if (!registry.storeHealth().reachable) reply.header(STALE_HEADER, 'true');
     done();
   });
 

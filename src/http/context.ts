@@ -8,6 +8,8 @@ export interface AppContext {
   readonly registry: Registry;
   readonly runtime: RuntimeConfig;
   readonly config: MaxineConfig;
+  /** This replica's name in leadership (MAXINE_INSTANCE_ID or <hostname>-<pid>). */
+  readonly instanceId: string;
   /** The client address as trustProxy allows it to be believed. */
   readonly clientAddress: ClientAddress;
 }

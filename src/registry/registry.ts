@@ -2,7 +2,13 @@ import type { Catalog } from '../core/catalog.ts';
 import type { SelectionFilter } from '../core/filter.ts';
 import { buildAddress, sameSpec, type Instance, type InstanceKey, type InstanceSpec } from '../core/instance.ts';
 import { strategyUsesKey, type LoadSignals, type StrategyName } from '../core/selection/strategy.ts';
-import { StoreUnavailableError, type RegistryStore } from '../store/store.ts';
+import {
+  StoreUnavailableError,
+  type LeadershipState,
+  type RegistryStore,
+  type StoreHealth,
+  type StoreKind,
+} from '../store/store.ts';
 
 /** A registration refused for a reason the client can act on. */
 export class RegistryError extends Error {
@@ -41,12 +47,26 @@ export interface RegisterResult {
  */
 export class Registry {
   private expiryTimer: NodeJS.Timeout | undefined;
+  private expiring = false;
   private readonly random = Math.random;
 
   constructor(private readonly options: RegistryOptions) {}
 
   get catalog(): Catalog {
     return this.options.catalog;
+  }
+
+  get storeKind(): StoreKind {
+    return this.options.store.kind;
+  }
+
+  leadership(): LeadershipState {
+    return this.options.store.leadership();
+  }
+
+  /** Whether the store's backend is reachable; while it is not, reads come from the last known catalog. */
+  storeHealth(): StoreHealth {
+    return this.options.store.health();
   }
 
   async start(): Promise<void> {
@@ -134,13 +154,21 @@ export class Registry {
     }
   }
 
+  /**
+   * Only the leader expires, and the store fences the write with the leader's
+   * token, so a replica that lost leadership without knowing it (paused, cut
+   * off) cannot remove anything. One run at a time.
+   */
   private expire(): void {
-    const { catalog, store } = this.options;
-    for (const entry of catalog.takeExpired(this.options.clock())) {
-      store.remove(entry.instance, 'expired').catch((error: unknown) => {
-        catalog.retryExpiry(entry);
-        this.options.onExpiryError(error);
+    const { store, clock } = this.options;
+    const leadership = store.leadership();
+    if (this.expiring || !leadership.isLeader) return;
+    this.expiring = true;
+    store
+      .expire(clock(), leadership.fencingToken)
+      .catch((error: unknown) => this.options.onExpiryError(error))
+      .finally(() => {
+        this.expiring = false;
       });
-    }
   }
 }

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestMaxine, type TestMaxine } from '../helpers/maxine.ts';
@@ -214,6 +215,27 @@ describe('Maxine API over a real port', () => {
     const metrics = (await maxine.call('GET', '/api/actuator/metrics')).json;
     assert.equal(typeof metrics.mem.heapUsed, 'number');
     assert.equal(typeof metrics.uptime, 'number');
+    assert.deepEqual(metrics.store, { kind: 'local', reachable: true });
+  });
+
+  test('actuator cluster answers the original shape plus the store state', async () => {
+    const response = await maxine.call('GET', '/api/actuator/cluster');
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get('x-maxine-stale'), null);
+    const { observedAt, revision, ...rest } = response.json;
+    assert.ok(Math.abs(Date.parse(observedAt) - Date.now()) < 5000);
+    assert.ok(Number.isInteger(revision) && revision >= 0);
+    assert.deepEqual(rest, {
+      enabled: false,
+      instanceId: `${hostname()}-${process.pid}`,
+      isLeader: true,
+      hasLeader: true,
+      fencingToken: 1,
+      leaderInstanceId: `${hostname()}-${process.pid}`,
+      store: 'local',
+      reachable: true,
+      storeError: null,
+    });
   });
 
   test('OpenAPI document is generated from the route schemas and the UI is served', async () => {
@@ -227,6 +249,7 @@ describe('Maxine API over a real port', () => {
       '/api/maxine/serviceops/deregister',
       '/api/maxine/serviceops/servers',
       '/api/maxine/control/config',
+      '/api/actuator/cluster',
       '/register',
       '/discover',
     ]) {

@@ -8,6 +8,20 @@ const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta
   description: string;
 };
 
+const ClusterView = Type.Object({
+  enabled: Type.Boolean({ description: 'true when replicas share the store (not local)' }),
+  instanceId: Type.String(),
+  isLeader: Type.Boolean(),
+  hasLeader: Type.Boolean(),
+  fencingToken: Type.Union([Type.Integer(), Type.Null()], { description: "the current leader's term; null without a leader" }),
+  leaderInstanceId: Type.Union([Type.String(), Type.Null()]),
+  observedAt: Type.String({ format: 'date-time', description: 'when this view was last confirmed with the store' }),
+  store: Type.String(),
+  revision: Type.Integer({ description: "the revision this replica's catalog has applied" }),
+  reachable: Type.Boolean(),
+  storeError: Type.Union([Type.String(), Type.Null()]),
+});
+
 /** The original's Spring-style actuator endpoints, same shapes. */
 export function actuatorRoutes(ctx: AppContext): FastifyPluginAsync {
   return async (app) => {
@@ -57,6 +71,10 @@ export function actuatorRoutes(ctx: AppContext): FastifyPluginAsync {
               services: Type.Integer(),
               instances: Type.Integer(),
               revision: Type.Integer(),
+              store: Type.Object({
+                kind: Type.String(),
+                reachable: Type.Boolean({ description: 'false while reads come from the last known catalog' }),
+              }),
             }),
           },
         },
@@ -69,6 +87,39 @@ export function actuatorRoutes(ctx: AppContext): FastifyPluginAsync {
           services: catalog.serviceCount,
           instances: catalog.instanceCount,
           revision: catalog.revision,
+          store: { kind: ctx.registry.storeKind, reachable: ctx.registry.storeHealth().reachable },
+        };
+      },
+    );
+
+    app.get(
+      '/cluster',
+      {
+        config: { permission: 'ops:read' },
+        schema: {
+          tags: ['actuator'],
+          summary: 'Leadership and store state of this replica',
+          description:
+            "The original's shape, plus the store kind, the revision this replica's catalog has applied and whether the store's backend is reachable.",
+          response: { 200: ClusterView },
+        },
+      },
+      async () => {
+        const { registry } = ctx;
+        const leadership = registry.leadership();
+        const health = registry.storeHealth();
+        return {
+          enabled: registry.storeKind !== 'local',
+          instanceId: ctx.instanceId,
+          isLeader: leadership.isLeader,
+          hasLeader: leadership.leaderId !== null,
+          fencingToken: leadership.leaderId === null ? null : leadership.fencingToken,
+          leaderInstanceId: leadership.leaderId,
+          observedAt: new Date(leadership.observedAt).toISOString(),
+          store: registry.storeKind,
+          revision: registry.catalog.revision,
+          reachable: health.reachable,
+          storeError: health.error,
         };
       },
     );

@@ -1,8 +1,7 @@
 import { open, readFile } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
 import type { Snapshot } from '../../core/changes.ts';
-import type { Instance } from '../../core/instance.ts';
-import { DataError, fields, finite, parseJson, restoredInstance } from './format.ts';
+import { writeAll } from '../file-io.ts';
+import { DataError, fields, parseJson, snapshotState } from '../instance-record.ts';
 
 /**
  * Files in the data directory:
@@ -26,26 +25,6 @@ export function segmentName(seq: number): string {
 export function segmentSeq(name: string): number | null {
   const m = /^log-(\d+)\.jsonl$/.exec(name);
   return m ? Number(m[1]) : null;
-}
-
-/** Makes created, renamed and deleted directory entries durable. */
-export async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** A single write() may be short; loop until everything is out. */
-export async function writeAll(handle: FileHandle, data: string | Buffer): Promise<void> {
-  const buf = typeof data === 'string' ? Buffer.from(data) : data;
-  let offset = 0;
-  while (offset < buf.length) {
-    const { bytesWritten } = await handle.write(buf, offset, buf.length - offset, null);
-    offset += bytesWritten;
-  }
 }
 
 /**
@@ -81,8 +60,8 @@ export async function writeSnapshotFile(path: string, view: Snapshot, segment: n
 export interface SnapshotFile {
   readonly revision: number;
   readonly segment: number;
-  readonly instances: Array<{ instance: Instance; renewedAt: number }>;
-  readonly kv: Array<[string, string]>;
+  readonly instances: Snapshot['instances'];
+  readonly kv: Snapshot['kv'];
 }
 
 /** Reads and validates a snapshot; a DataError says what is wrong with it. */
@@ -93,27 +72,6 @@ export async function readSnapshotFile(path: string): Promise<SnapshotFile> {
   const segment = o['segment'];
   if (!Number.isSafeInteger(revision) || (revision as number) < 0) throw new DataError('"revision" must be an integer >= 0');
   if (!Number.isSafeInteger(segment) || (segment as number) < 0) throw new DataError('"segment" must be an integer >= 0');
-  const rawInstances = o['instances'];
-  const rawKv = o['kv'];
-  if (!Array.isArray(rawInstances)) throw new DataError('"instances" must be a list');
-  if (!Array.isArray(rawKv)) throw new DataError('"kv" must be a list');
-
-  const instances: SnapshotFile['instances'] = [];
-  for (let i = 0; i < rawInstances.length; i++) {
-    try {
-      const entry = fields(rawInstances[i], 'entry');
-      instances.push({ instance: restoredInstance(entry['instance']), renewedAt: finite(entry, 'renewedAt') });
-    } catch (err) {
-      if (err instanceof DataError) throw new DataError(`instances[${i}]: ${err.message}`);
-      throw err;
-    }
-  }
-  const kv: SnapshotFile['kv'] = [];
-  for (const pair of rawKv as unknown[]) {
-    if (!Array.isArray(pair) || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
-      throw new DataError('"kv" entries must be [key, value] strings');
-    }
-    kv.push([pair[0], pair[1]]);
-  }
+  const { instances, kv } = snapshotState(o);
   return { revision: revision as number, segment: segment as number, instances, kv };
 }

@@ -1,7 +1,8 @@
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { segmentName, syncDir, writeAll } from './files.ts';
+import { syncDir, writeAll } from '../file-io.ts';
+import { segmentName } from './files.ts';
 import { StoreUnavailableError } from '../store.ts';
 
 export type FsyncPolicy = 'always' | 'interval' | 'never';

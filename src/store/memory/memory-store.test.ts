@@ -93,7 +93,7 @@ test('lease checkpoints keep a heartbeating instance alive across a crash', asyn
   await store.upsert(makeInstance('api', 'beating', { ttlMs: 1000 }), now);
   await store.upsert(makeInstance('api', 'silent', { ttlMs: 1000 }), now);
   now += 900;
-  catalog.renew(store, { service: 'api', id: 'beating' }, now);
+  catalog.renewVia(store, { service: 'api', id: 'beating' }, now);
   await waitFor(() => logFiles(dir).some((f) => readFileSync(f, 'utf8').includes('"op":"lease"')), 'a lease checkpoint');
   const image = crashImage(t, dir);
 
@@ -114,7 +114,7 @@ test('heartbeats never write to the disk', async (t) => {
   for (let i = 0; i < 10; i++) await store.upsert(makeInstance('api', `i${i}`), 1);
   const bytes = logBytes(dir);
   const writes = store.stats().logWrites;
-  for (let n = 0; n < 10_000; n++) catalog.renew(store, { service: 'api', id: `i${n % 10}` }, 2 + n);
+  for (let n = 0; n < 10_000; n++) catalog.renewVia(store, { service: 'api', id: `i${n % 10}` }, 2 + n);
   await new Promise((resolve) => setTimeout(resolve, 20));
   assert.equal(logBytes(dir), bytes);
   assert.equal(store.stats().logWrites, writes);
@@ -145,7 +145,7 @@ test("fsync 'always' acknowledges durable writes that survive a crash", async (t
   const { store, catalog } = await openStore(dir, { fsync: 'always' });
   t.after(() => store.close());
   await Promise.all(Array.from({ length: 50 }, (_, i) => store.upsert(makeInstance('api', `i${i}`), 1)));
-  await store.remove({ service: 'api', id: 'i7' }, 'expired');
+  await store.evict({ service: 'api', id: 'i7' }, store.leadership().fencingToken);
   const reopened = await openStore(crashImage(t, dir), { clock: () => 1 });
   t.after(() => reopened.store.close());
   assert.deepEqual(reopened.catalog.state(), catalog.state());
@@ -196,7 +196,7 @@ test('writes made while a snapshot is being written survive', async (t) => {
   let during = 0;
   while (!settled) {
     await store.upsert(makeInstance('late', `l${during}`), 2);
-    await store.remove({ service: 'api', id: `i${during}` }, 'evicted');
+    await store.evict({ service: 'api', id: `i${during}` }, store.leadership().fencingToken);
     during++;
   }
   await snapshot;

@@ -2,13 +2,27 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RemoveReason } from '../../core/changes.ts';
 import type { Instance, InstanceKey } from '../../core/instance.ts';
-import { StoreUnavailableError, type FeedSink, type RegistryStore, type StateSource } from '../store.ts';
-import { PREVIOUS_SNAPSHOT_FILE, SNAPSHOT_FILE, TMP_SNAPSHOT_FILE, segmentName, syncDir, writeSnapshotFile } from './files.ts';
-import { DataError, kvLine, leaseLine, removeLine, stampedInstance, upsertLine } from './format.ts';
+import {
+  REACHABLE,
+  FencedError,
+  StoreUnavailableError,
+  type FeedSink,
+  type LeadershipState,
+  type RegistryStore,
+  type StateSource,
+  type StoreHealth,
+} from '../store.ts';
+import { syncDir } from '../file-io.ts';
+import { PREVIOUS_SNAPSHOT_FILE, SNAPSHOT_FILE, TMP_SNAPSHOT_FILE, segmentName, writeSnapshotFile } from './files.ts';
+import { stampedInstance } from '../instance-record.ts';
+import { kvLine, leaseLine, removeLine, upsertLine } from './format.ts';
 import { LogWriter, createSegment } from './log-writer.ts';
 import type { FsyncPolicy } from './log-writer.ts';
 import { restore } from './restore.ts';
 import { lockDataDir } from './dir-lock.ts';
+import { argumentChecks } from '../argument-checks.ts';
+
+const { positive, requireFinite, validated } = argumentChecks('memory store');
 
 export type { FsyncPolicy } from './log-writer.ts';
 
@@ -34,6 +48,8 @@ export interface MemoryStoreOptions {
   readonly recoveryRetryMs?: number;
   /** Epoch ms; used to drop leases that lapsed while the store was down. */
   readonly clock?: () => number;
+  /** This process's name in leadership views (it is always the leader of its own data). */
+  readonly instanceId?: string;
   readonly onWarning?: (message: string) => void;
 }
 
@@ -81,6 +97,7 @@ interface Live {
  */
 export class MemoryStore implements RegistryStore {
   readonly kind = 'local' as const;
+  readonly leasesInCatalog = true;
 
   private readonly dir: string;
   private readonly fsync: FsyncPolicy;
@@ -90,6 +107,7 @@ export class MemoryStore implements RegistryStore {
   private readonly leaseCheckpointMs: number;
   private readonly recoveryRetryMs: number;
   private readonly clock: () => number;
+  private readonly instanceId: string;
   private readonly warn: (message: string) => void;
 
   private unlock: (() => Promise<void>) | undefined;
@@ -122,6 +140,7 @@ export class MemoryStore implements RegistryStore {
     this.leaseCheckpointMs = positive('leaseCheckpointMs', options.leaseCheckpointMs ?? 2000);
     this.recoveryRetryMs = positive('recoveryRetryMs', options.recoveryRetryMs ?? 1000);
     this.clock = options.clock ?? Date.now;
+    this.instanceId = options.instanceId ?? 'local';
     this.warn = options.onWarning ?? ((message) => process.emitWarning(message, { code: 'MAXINE_STORE' }));
   }
 
@@ -183,7 +202,51 @@ export class MemoryStore implements RegistryStore {
     this.renewals.set(instance, renewedAt);
   }
 
-  async remove(key: InstanceKey, reason: RemoveReason): Promise<number | null> {
+  remove(key: InstanceKey, reason: 'deregistered'): Promise<number | null> {
+    return this.removeFor(key, reason);
+  }
+
+  async expire(now: number, fencingToken: number): Promise<number> {
+    this.checkToken(fencingToken);
+    const { source } = this.writable();
+    const removals = source.takeExpired(now).map((entry) =>
+      this.removeFor(entry.instance, 'expired').then(
+        (revision) => (revision === null ? 0 : 1),
+        (error: unknown) => {
+          source.retryExpiry(entry);
+          throw error;
+        },
+      ),
+    );
+    const outcomes = await Promise.allSettled(removals);
+    let removed = 0;
+    for (const outcome of outcomes) {
+      if (outcome.status === 'rejected') throw outcome.reason;
+      removed += outcome.value;
+    }
+    return removed;
+  }
+
+  async evict(key: InstanceKey, fencingToken: number): Promise<number | null> {
+    this.checkToken(fencingToken);
+    return await this.removeFor(key, 'evicted');
+  }
+
+  /** One process owns its data directory (the lock), so it leads for good, in one term. */
+  leadership(): LeadershipState {
+    return { isLeader: true, leaderId: this.instanceId, fencingToken: LOCAL_TERM, observedAt: this.clock() };
+  }
+
+  health(): StoreHealth {
+    const failure = this.live?.writer.failure;
+    return failure ? { reachable: false, error: failure.message } : REACHABLE;
+  }
+
+  private checkToken(fencingToken: number): void {
+    if (fencingToken !== LOCAL_TERM) throw new FencedError(`memory store: fencing token ${fencingToken} is not the current term (${LOCAL_TERM})`);
+  }
+
+  private async removeFor(key: InstanceKey, reason: RemoveReason): Promise<number | null> {
     const { sink, source, writer } = this.writable();
     if (source.get(key) === undefined) return null;
     const rev = ++this.revision;
@@ -384,23 +447,7 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
   return new MemoryStore(options);
 }
 
+const LOCAL_TERM = 1;
+
 const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'interval', 'never'];
 
-function positive(name: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`memory store: ${name} must be a positive number`);
-  return value;
-}
-
-function requireFinite(value: number, name: string): void {
-  if (!Number.isFinite(value)) throw new TypeError(`memory store: ${name} must be a finite number`);
-}
-
-/** Refuses an instance the store could not restore, before it takes a revision. */
-function validated(build: () => Instance): Instance {
-  try {
-    return build();
-  } catch (err) {
-    if (err instanceof DataError) throw new TypeError(`memory store: invalid instance: ${err.message}`);
-    throw err;
-  }
-}

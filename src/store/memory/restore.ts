@@ -12,7 +12,8 @@ import {
   segmentSeq,
 } from './files.ts';
 import type { SnapshotFile } from './files.ts';
-import { DataError, parseRecord } from './format.ts';
+import { DataError } from '../instance-record.ts';
+import { parseRecord } from './format.ts';
 import type { LogRecord } from './format.ts';
 
 /** What open() needs to know about the data directory after loading it. */

@@ -2,6 +2,7 @@ import { cpSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import type { CatalogEntry } from '../../core/catalog.ts';
 import type { Change, Snapshot } from '../../core/changes.ts';
 import { testInstance } from '../../core/fixtures.ts';
 import type { Instance, InstanceKey } from '../../core/instance.ts';
@@ -64,8 +65,20 @@ export class FakeCatalog implements FeedSink, StateSource {
     return this.instances.get(keyOf(key))?.instance;
   }
 
+  renew(key: InstanceKey, renewedAt: number): void {
+    const entry = this.instances.get(keyOf(key));
+    if (entry) entry.renewedAt = renewedAt;
+  }
+
+  /** No lease queue here: expiry is tested by the conformance suite, with the real catalog. */
+  takeExpired(): CatalogEntry[] {
+    return [];
+  }
+
+  retryExpiry(): void {}
+
   /** What the registry does on a heartbeat: renew in the catalog, then tell the store. */
-  renew(store: MemoryStore, key: InstanceKey, now: number): void {
+  renewVia(store: MemoryStore, key: InstanceKey, now: number): void {
     const entry = this.instances.get(keyOf(key));
     if (!entry) throw new Error(`no instance ${key.service}/${key.id}`);
     entry.renewedAt = now;

@@ -1,0 +1,2 @@
+export { EtcdStore, createEtcdStore } from './etcd-store.ts';
+export type { EtcdStoreOptions } from './etcd-store.ts';

@@ -1,0 +1,1 @@
+export { RedisStore, createRedisStore, type RedisStoreOptions } from './redis-store.ts';

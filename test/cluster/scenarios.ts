@@ -1,0 +1,317 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { call, type TestResponse } from '../helpers/maxine.ts';
+import { spawnMaxine, type MaxineProcess } from '../helpers/process.ts';
+
+/**
+ * Failure behaviour of replicas sharing a store, with real processes: three
+ * `maxine serve` children on loopback ports and a real backend. The same
+ * scenarios run for every shared store.
+ */
+
+export interface ClusterBackend {
+  readonly name: string;
+  /** Start the backend for one test; null when it is unavailable and the test was skipped. */
+  start(t: TestContext): Promise<RunningBackend | null>;
+}
+
+export interface RunningBackend {
+  /** Environment that points a replica at this backend (mode, address, prefix). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Stop the backend process (or make the shared directory unusable), keeping its data. */
+  stop(): Promise<void>;
+  /** Bring it back as it was. */
+  restart(): Promise<void>;
+}
+
+const LEASE_MS = 2000;
+const RENEW_MS = 500;
+
+interface Replica extends MaxineProcess {
+  readonly instanceId: string;
+  readonly dataDir: string;
+}
+
+interface ClusterView {
+  isLeader: boolean;
+  hasLeader: boolean;
+  fencingToken: number | null;
+  leaderInstanceId: string | null;
+  revision: number;
+  reachable: boolean;
+}
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function register(replica: Replica, serviceName: string, nodeName: string, timeOut = 3600): Promise<TestResponse> {
+  return call(replica.url, 'POST', '/api/maxine/serviceops/register', { hostName: '127.0.0.1', nodeName, serviceName, port: 8000, timeOut });
+}
+
+async function cluster(replica: Replica): Promise<ClusterView> {
+  return (await call(replica.url, 'GET', '/api/actuator/cluster')).json as ClusterView;
+}
+
+/** What a replica lists, without its own lease knowledge (expiresAt differs between replicas by design). */
+async function listing(replica: Replica): Promise<{ revision: number; instances: string[] }> {
+  const { json } = await call(replica.url, 'GET', '/api/maxine/serviceops/servers?format=v2');
+  const instances: string[] = [];
+  for (const service of json.services) {
+    for (const i of service.instances) instances.push(`${i.serviceName}/${i.nodeName}@${i.revision ?? ''}`);
+  }
+  return { revision: (await cluster(replica)).revision, instances: instances.sort() };
+}
+
+async function leaderOf(replicas: readonly Replica[], timeoutMs: number, minToken = 0): Promise<{ replica: Replica; token: number }> {
+  return waitFor(
+    async () => {
+      const views = await Promise.all(replicas.map(cluster));
+      const leaders = views.flatMap((view, i) => (view.isLeader && (view.fencingToken ?? 0) > minToken ? [{ replica: replicas[i]!, token: view.fencingToken! }] : []));
+      return leaders.length === 1 ? leaders[0] : undefined;
+    },
+    'exactly one leader',
+    timeoutMs,
+  );
+}
+
+export function runClusterScenarios(backend: ClusterBackend): void {
+  const suite = `cluster (${backend.name})`;
+
+  /** Replicas of the running test; killed first when it ends, before the backend and its files go. */
+  const started = new Set<Replica>();
+
+  async function startReplica(running: RunningBackend, instanceId: string): Promise<Replica> {
+    const dataDir = mkdtempSync(join(tmpdir(), `maxine-${instanceId}-`));
+    const child = await spawnMaxine(['--data-dir', dataDir, '--log-level', 'warn'], {
+      ...running.env,
+      MAXINE_INSTANCE_ID: instanceId,
+      MAXINE_LEADER_ELECTION_LEASE_MS: String(LEASE_MS),
+      MAXINE_LEADER_ELECTION_RENEW_MS: String(RENEW_MS),
+    }).catch((error: unknown) => {
+      rmSync(dataDir, { recursive: true, force: true });
+      throw error;
+    });
+    const replica = { ...child, instanceId, dataDir };
+    started.add(replica);
+    return replica;
+  }
+
+  async function killAll(): Promise<void> {
+    for (const replica of started) {
+      if (replica.child.exitCode === null && replica.child.signalCode === null) {
+        replica.child.kill('SIGCONT');
+        replica.child.kill('SIGKILL');
+        await replica.exited;
+      }
+      rmSync(replica.dataDir, { recursive: true, force: true });
+    }
+    started.clear();
+  }
+
+  async function setUp(t: TestContext, size = 3): Promise<{ running: RunningBackend; replicas: Replica[] } | null> {
+    // Registered before the backend's own clean-up, so it runs first.
+    t.after(killAll);
+    const running = await backend.start(t);
+    if (running === null) return null;
+    const replicas: Replica[] = [];
+    for (let i = 0; i < size; i++) replicas.push(await startReplica(running, `${backend.name}-r${i + 1}`));
+    return { running, replicas };
+  }
+
+  test(`${suite}: a registration on one replica is discoverable on another within 1 s`, async (t) => {
+    const env = await setUp(t);
+    if (env === null) return;
+    const [a, , c] = env.replicas as [Replica, Replica, Replica];
+    const delays: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const serviceName = `vis-${i}`;
+      assert.equal((await register(a, serviceName, 'n')).status, 200);
+      const acked = Date.now();
+      await waitFor(
+        async () => ((await call(c.url, 'GET', `/api/maxine/serviceops/discover?serviceName=${serviceName}&format=json`)).status === 200 ? true : undefined),
+        `${serviceName} on replica C`,
+        5000,
+      );
+      delays.push(Date.now() - acked);
+    }
+    delays.sort((x, y) => x - y);
+    const p50 = delays[Math.floor(delays.length * 0.5)]!;
+    const p99 = delays[Math.floor(delays.length * 0.99)]!;
+    console.log(`[${backend.name}] register on A -> discoverable on C: p50 ${p50} ms, p99 ${p99} ms, max ${delays.at(-1)} ms`);
+    assert.ok(p99 <= 1000, `p99 ${p99} ms`);
+
+    // Runtime configuration is shared state too: a change on A holds on C.
+    const put = await call(a.url, 'PUT', '/api/maxine/control/config', { heartBeatTimeout: 42 });
+    assert.deepEqual(put.json, { heartBeatTimeout: 'Success' });
+    const changedAt = Date.now();
+    await waitFor(
+      async () => ((await call(c.url, 'GET', '/api/maxine/control/config')).json.heartBeatTimeout === 42 ? true : undefined),
+      'the config change on replica C',
+      5000,
+    );
+    const configDelay = Date.now() - changedAt;
+    console.log(`[${backend.name}] config change on A -> seen on C after ${configDelay} ms`);
+    assert.ok(configDelay <= 1000, `config change took ${configDelay} ms`);
+  });
+
+  test(`${suite}: SIGKILL of the leader under registrations: a new leader in time, nothing acknowledged lost, expiry goes on`, async (t) => {
+    const env = await setUp(t);
+    if (env === null) return;
+    const { replica: leader, token } = await leaderOf(env.replicas, 10_000);
+    const acknowledged: string[] = [];
+    let stop = false;
+    let next = 0;
+    const writer = (replica: Replica) => async () => {
+      while (!stop) {
+        const n = next++;
+        try {
+          const res = await register(replica, `svc-${n % 20}`, `n${n}`);
+          if (res.status === 200) acknowledged.push(`svc-${n % 20}/n${n}`);
+        } catch {
+          if (replica === leader) return; // it is gone
+        }
+      }
+    };
+    const writers = env.replicas.flatMap((replica) => [writer(replica)(), writer(replica)()]);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    leader.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    const survivors = env.replicas.filter((r) => r !== leader);
+    const next_ = await leaderOf(survivors, LEASE_MS + 5000, token);
+    const failover = Date.now() - killedAt;
+    console.log(`[${backend.name}] new leader ${next_.replica.instanceId} (token ${next_.token}) ${failover} ms after SIGKILL of ${leader.instanceId}`);
+    assert.ok(failover <= LEASE_MS + 2000, `failover took ${failover} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    stop = true;
+    await Promise.all(writers);
+    assert.ok(acknowledged.length > 50, `only ${acknowledged.length} registrations acknowledged`);
+
+    for (const replica of survivors) {
+      const present = new Set((await listing(replica)).instances.map((entry) => entry.split('@')[0]));
+      const lost = acknowledged.filter((key) => !present.has(key));
+      console.log(`[${backend.name}] ${replica.instanceId}: acknowledged ${acknowledged.length}, lost ${lost.length}`);
+      assert.deepEqual(lost, []);
+    }
+
+    const [survivor] = survivors as [Replica];
+    assert.equal((await register(survivor, 'short-lived', 'once', 1)).status, 200);
+    const registeredAt = Date.now();
+    await waitFor(
+      async () => ((await call(survivor.url, 'GET', '/api/maxine/serviceops/discover?serviceName=short-lived&format=json')).status !== 200 ? true : undefined),
+      'the new leader to expire a lapsed lease',
+      10_000,
+    );
+    const expiredAfter = Date.now() - registeredAt;
+    console.log(`[${backend.name}] a 1 s lease expired ${expiredAfter} ms after registration under the new leader`);
+    // etcd leases have a floor of about 2 s; the deadline plus one second otherwise.
+    assert.ok(expiredAfter <= 3500, `expiry took ${expiredAfter} ms`);
+  });
+
+  test(`${suite}: with the backend stopped, reads go on flagged stale and writes get 503; all converge after`, async (t) => {
+    const env = await setUp(t);
+    if (env === null) return;
+    for (let i = 0; i < 10; i++) assert.equal((await register(env.replicas[i % 3]!, 'steady', `n${i}`)).status, 200);
+    await waitFor(async () => ((await Promise.all(env.replicas.map(listing))).every((l) => l.instances.length === 10) ? true : undefined), 'every replica to list 10', 5000);
+
+    await env.running.stop();
+    const stoppedAt = Date.now();
+    let flagged = false;
+    while (Date.now() - stoppedAt < 10_000) {
+      for (const replica of env.replicas) {
+        const res = await call(replica.url, 'GET', '/api/maxine/serviceops/discover?serviceName=steady&format=json');
+        assert.equal(res.status, 200, `discover on ${replica.instanceId} while the backend is down`);
+        if (Date.now() - stoppedAt > 3000) {
+          assert.equal(res.headers.get('x-maxine-stale'), 'true', `${replica.instanceId} flags its answers stale`);
+          flagged = true;
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.ok(flagged);
+    const refused = await register(env.replicas[1]!, 'steady', 'during-outage');
+    assert.equal(refused.status, 503);
+    assert.match(refused.json.message, /store/i);
+    const metrics = (await call(env.replicas[0]!.url, 'GET', '/api/actuator/metrics')).json;
+    assert.equal(metrics.store.reachable, false);
+
+    await env.running.restart();
+    const restartedAt = Date.now();
+    await waitFor(
+      async () => ((await register(env.replicas[2]!, 'steady', 'after-outage')).status === 200 ? true : undefined),
+      'writes to be accepted again',
+      10_000,
+    );
+    const converged = await waitFor(
+      async () => {
+        const listings = await Promise.all(env.replicas.map(listing));
+        const first = JSON.stringify(listings[0]);
+        const stale = await Promise.all(env.replicas.map(async (r) => (await call(r.url, 'GET', '/api/actuator/health')).headers.get('x-maxine-stale')));
+        return listings.every((l) => JSON.stringify(l) === first) && stale.every((h) => h === null) ? listings[0] : undefined;
+      },
+      'every replica to converge',
+      10_000,
+    );
+    const took = Date.now() - restartedAt;
+    console.log(`[${backend.name}] converged at revision ${converged.revision} ${took} ms after the backend came back`);
+    assert.ok(took <= 5000, `convergence took ${took} ms`);
+    assert.equal(converged.instances.length, 11);
+  });
+
+  test(`${suite}: a replica started later catches up from a snapshot and then the feed`, async (t) => {
+    const env = await setUp(t, 2);
+    if (env === null) return;
+    for (let i = 0; i < 50; i++) assert.equal((await register(env.replicas[i % 2]!, `late-${i % 5}`, `n${i}`)).status, 200);
+    const late = await startReplica(env.running, `${backend.name}-late`);
+    assert.equal((await register(env.replicas[0]!, 'late-after', 'n')).status, 200);
+    const expected = await listing(env.replicas[0]!);
+    await waitFor(async () => (JSON.stringify(await listing(late)) === JSON.stringify(expected) ? true : undefined), 'the late replica to catch up', 5000);
+    assert.equal(expected.instances.length, 51);
+  });
+
+  test(`${suite}: a leader frozen past its lease and resumed cannot expire or evict anything`, async (t) => {
+    const env = await setUp(t);
+    if (env === null) return;
+    const { replica: leader, token } = await leaderOf(env.replicas, 10_000);
+    const others = env.replicas.filter((r) => r !== leader) as [Replica, Replica];
+    // Registered with a 3 s lease and kept alive through another replica only.
+    assert.equal((await register(others[0], 'kept', 'alive', 3)).status, 200);
+    let heartbeats = 0;
+    let failures = 0;
+    let stop = false;
+    const beating = (async () => {
+      while (!stop) {
+        const res = await call(others[0].url, 'POST', '/api/maxine/serviceops/heartbeat', { serviceName: 'kept', nodeName: 'alive' });
+        heartbeats++;
+        if (res.status !== 200) failures++;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    })();
+
+    leader.child.kill('SIGSTOP');
+    const next = await leaderOf(others, LEASE_MS + 5000, token);
+    await new Promise((resolve) => setTimeout(resolve, 4000)); // the frozen leader's view is now well past the lease
+    leader.child.kill('SIGCONT');
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    stop = true;
+    await beating;
+
+    assert.equal(failures, 0, `${failures} of ${heartbeats} heartbeats found the instance gone`);
+    for (const replica of env.replicas) {
+      const res = await call(replica.url, 'GET', '/api/maxine/serviceops/discover?serviceName=kept&format=json');
+      assert.equal(res.status, 200, `${replica.instanceId} still has the instance`);
+    }
+    const resumed = await cluster(leader);
+    assert.equal(resumed.isLeader, false, 'the resumed replica knows it is no longer the leader');
+    assert.equal(resumed.leaderInstanceId, next.replica.instanceId);
+  });
+}

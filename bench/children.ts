@@ -25,14 +25,15 @@ export class Child {
   private err = '';
   private readonly proc: ChildProcess;
 
-  /** Runs `node <args>` in the repository root. */
+  /** Runs `node <args>` (or another `command`) in the repository root. */
   constructor(
     readonly name: string,
     args: readonly string[],
+    command: string = process.execPath,
   ) {
     // stdin stays a pipe: a child that watches it notices when the parent dies, even by SIGKILL.
-    this.proc = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    if (this.proc.pid === undefined) throw new Error(`${name}: could not start ${process.execPath}`);
+    this.proc = spawn(command, args, { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    if (this.proc.pid === undefined) throw new Error(`${name}: could not start ${command}`);
     this.pid = this.proc.pid;
     this.proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => (this.out = (this.out + chunk).slice(-OUTPUT_LIMIT)));
     this.proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.err = (this.err + chunk).slice(-OUTPUT_LIMIT)));

@@ -8,7 +8,8 @@ export interface Check {
   readonly value: number;
   /** Decimals to print the value and target with. */
   readonly decimals: number;
-  readonly target: { readonly op: '>=' | '<='; readonly value: number };
+  /** Absent for a figure recorded without a target. */
+  readonly target?: { readonly op: '>=' | '<='; readonly value: number };
   readonly detail: string;
 }
 
@@ -19,7 +20,9 @@ export interface Failure {
 }
 
 export function passes(check: Check): boolean {
-  return check.target.op === '>=' ? check.value >= check.target.value : check.value <= check.target.value;
+  const { target } = check;
+  if (target === undefined) return true;
+  return target.op === '>=' ? check.value >= target.value : check.value <= target.value;
 }
 
 export function fmtNum(value: number, decimals = 0): string {
@@ -27,10 +30,11 @@ export function fmtNum(value: number, decimals = 0): string {
 }
 
 export function fmtTarget(check: Check): string {
-  return `${check.target.op} ${fmtNum(check.target.value, check.decimals)}`;
+  return check.target === undefined ? 'none' : `${check.target.op} ${fmtNum(check.target.value, check.decimals)}`;
 }
 
 export function verdict(check: Check): string {
+  if (check.target === undefined) return 'recorded';
   return passes(check) ? 'ok' : 'MISS';
 }
 

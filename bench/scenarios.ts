@@ -1,4 +1,5 @@
 /** The benchmark scenarios; each prints its progress and returns its checks. */
+import { etcdRawWriteRate, redisRawWriteRate, startEtcdBackend, startRedisBackend, type Backend } from './backends.ts';
 import { Child, removeTempDir, tempDir } from './children.ts';
 import { compare, type LoadOptions } from './load.ts';
 import type { MemoryResult } from './memory.ts';
@@ -11,7 +12,6 @@ import {
   waitForSnapshot,
   type Registration,
   type RequestShape,
-  type Server,
 } from './servers.ts';
 
 export interface Scenario {
@@ -51,10 +51,13 @@ async function loadScenario(
   target: number,
   opts: LoadOptions,
   prepare: (maxine: { url: string; dataDir: string }) => Promise<{ requests: RequestShape[]; repliesPerRequest: number }>,
+  startBackend?: () => Promise<Backend>,
 ): Promise<Check[]> {
-  const servers: Server[] = [];
+  const servers: Array<{ stop(): Promise<void> }> = [];
   try {
-    const maxine = await startMaxine();
+    const backend = await startBackend?.();
+    if (backend) servers.push(backend);
+    const maxine = await startMaxine(backend?.storeArgs);
     servers.push(maxine);
     const { requests, repliesPerRequest } = await prepare(maxine);
     const bare = await startBare(await captureReplies(maxine.url, requests, repliesPerRequest));
@@ -84,6 +87,66 @@ const discover: Scenario = {
       return { requests: [{ method: 'GET', path: discoverPath('bench-discover') }], repliesPerRequest: REPLIES_PER_REQUEST };
     }),
 };
+
+/** The read path is local on every replica: discover on a shared store should cost what it costs on the local one. */
+function discoverOnSharedStore(name: string, startBackend: () => Promise<Backend>): Scenario {
+  return {
+    name: `discover-${name}`,
+    title: `GET discover?format=json, one service of ${INSTANCES_PER_SERVICE} instances, ${name} store`,
+    run: (opts) =>
+      loadScenario(
+        `discover-${name}`,
+        0.85,
+        opts,
+        async ({ url }) => {
+          await registerAll(url, INSTANCES_PER_SERVICE, (i) => instance('bench-discover', i));
+          return { requests: [{ method: 'GET', path: discoverPath('bench-discover') }], repliesPerRequest: REPLIES_PER_REQUEST };
+        },
+        startBackend,
+      ),
+  };
+}
+
+const REGISTRATIONS = 20_000;
+const WRITERS = 50;
+
+/**
+ * Registrations per second through Maxine's HTTP API (each a new instance,
+ * so each a store write), beside the backend's own raw write rate measured in
+ * the same run with the same concurrency. The ratio says what Maxine's
+ * conditional, fed, revisioned write costs over a bare key write.
+ */
+function registerOnSharedStore<B extends Backend>(name: string, startBackend: () => Promise<B>, rawRate: (backend: B) => Promise<number>): Scenario {
+  return {
+    name: `register-${name}`,
+    title: `POST register of ${fmtNum(REGISTRATIONS)} new instances by ${WRITERS} writers, ${name} store, against the backend's raw write rate`,
+    run: async () => {
+      const servers: Array<{ stop(): Promise<void> }> = [];
+      try {
+        const backend = await startBackend();
+        servers.push(backend);
+        const raw = await rawRate(backend);
+        console.log(`  ${name} raw writes: ${fmtNum(raw)}/s`);
+        const maxine = await startMaxine(backend.storeArgs);
+        servers.push(maxine);
+        const ms = await registerAll(maxine.url, REGISTRATIONS, (i) => instance(`bench-register-${i % 100}`, i), WRITERS);
+        const rate = REGISTRATIONS / (ms / 1000);
+        console.log(`  maxine registrations: ${fmtNum(rate)}/s`);
+        return [
+          {
+            scenario: `register-${name}`,
+            measure: `registrations/s over raw ${name} writes/s`,
+            value: rate / raw,
+            decimals: 2,
+            detail: `maxine ${fmtNum(rate)}/s | raw ${fmtNum(raw)}/s`,
+          },
+        ];
+      } finally {
+        for (const server of servers.reverse()) await server.stop();
+      }
+    },
+  };
+}
 
 const LARGE_SERVICES = 10_000;
 /** Services the load rotates over, spread across the catalog rather than one hot entry. */
@@ -178,4 +241,13 @@ const memory: Scenario = {
   },
 };
 
-export const SCENARIOS: readonly Scenario[] = [discover, discover10k, heartbeat, memory];
+export const SCENARIOS: readonly Scenario[] = [
+  discover,
+  discover10k,
+  heartbeat,
+  memory,
+  discoverOnSharedStore('redis', startRedisBackend),
+  discoverOnSharedStore('etcd', startEtcdBackend),
+  registerOnSharedStore('redis', startRedisBackend, async (b) => redisRawWriteRate(b.port, WRITERS, 100_000)),
+  registerOnSharedStore('etcd', startEtcdBackend, (b) => etcdRawWriteRate(b.endpoint, WRITERS, REGISTRATIONS)),
+];

@@ -25,8 +25,11 @@ export interface MaxineServer extends Server {
 
 const STARTUP_TIMEOUT_MS = 30_000;
 
-/** Maxine as users run it (bin/maxine.js serve), defaults except loopback, port, data dir and log level. */
-export async function startMaxine(): Promise<MaxineServer> {
+/**
+ * Maxine as users run it (bin/maxine.js serve), defaults except loopback,
+ * port, data dir, log level and `storeArgs` (the store to use, when not local).
+ */
+export async function startMaxine(storeArgs: readonly string[] = []): Promise<MaxineServer> {
   const dataDir = tempDir('maxine-bench-');
   const port = await freePort();
   const child = new Child('maxine', [
@@ -36,6 +39,7 @@ export async function startMaxine(): Promise<MaxineServer> {
     '--port', String(port),
     '--data-dir', dataDir,
     '--log-level', 'warn',
+    ...storeArgs,
   ]);
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
@@ -176,7 +180,7 @@ export async function waitForSnapshot(dataDir: string, sinceMs: number, timeoutM
 }
 
 /** A port free on 127.0.0.1 right now (Maxine's CLI is told a port; it does not report one it picked). */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once('error', reject);

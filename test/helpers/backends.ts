@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { freePort } from './process.ts';
+import { freePort, trackUntilExit } from './process.ts';
 
 /**
  * Real backend servers for tests: redis-server and etcd from Debian's
@@ -63,6 +63,7 @@ export class ServerProcess {
   async start(): Promise<void> {
     if (this.child !== null) throw new Error(`${this.name} is already running`);
     const child = spawn(this.command, this.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    trackUntilExit(child);
     this.child = child;
     const append = (chunk: Buffer) => {
       this.log = (this.log + chunk.toString()).slice(-20_000);

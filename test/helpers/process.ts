@@ -16,6 +16,20 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Children still running when the test process exits (a test that timed out
+ * skips its after hooks) are killed then, so none outlives the run.
+ */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+export function trackUntilExit(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+}
+
 export interface MaxineProcess {
   readonly child: ChildProcess;
   readonly url: string;
@@ -31,6 +45,7 @@ export async function spawnMaxine(args: string[], env: NodeJS.ProcessEnv = {}): 
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  trackUntilExit(child);
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -26,7 +26,7 @@ export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> 
   const destination = new SwitchableLogDestination(() => runtime?.settings ?? DEFAULT_LOG_SWITCHES);
   const logger = pino({ level: config.logLevel, base: { service: 'maxine' } }, destination);
   const instanceId = config.instanceId ?? `${hostname()}-${process.pid}`;
-  const store = openStore(config, logger, instanceId);
+  const store = await openStore(config, logger, instanceId);
   const catalog = new Catalog(config.eventRingSize, Date.now, store.leasesInCatalog);
   const registry = new Registry({
     store,

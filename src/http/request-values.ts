@@ -21,6 +21,10 @@ export function strategyParam(value: string | undefined, field: string, fallback
 
 /** Builds a selection filter from query values, refusing anything the registry would refuse to store. */
 export function filterParams(query: { tags?: string; version?: string; zone?: string; meta?: string }): SelectionFilter {
+  // Most discovers filter nothing: answer those without building anything.
+  if (query.tags === undefined && query.version === undefined && query.zone === undefined && query.meta === undefined) {
+    return NO_FILTER;
+  }
   const tags = splitList(query.tags);
   const version = query.version ?? '';
   const zone = query.zone ?? '';

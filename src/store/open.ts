@@ -1,15 +1,17 @@
 import type { Logger } from 'pino';
 import type { MaxineConfig } from '../config/schema.ts';
-import { createEtcdStore } from './etcd/index.ts';
-import { createMemoryStore } from './memory/index.ts';
-import { createRedisStore } from './redis/index.ts';
-import { createSharedFileStore } from './shared-file/index.ts';
 import type { RegistryStore, ReplicaOptions } from './store.ts';
 
-/** The store chosen by MAXINE_REGISTRY_STATE_MODE. */
-export function openStore(config: MaxineConfig, logger: Logger, instanceId: string): RegistryStore {
+/**
+ * The store chosen by MAXINE_REGISTRY_STATE_MODE. Each store's module is
+ * loaded only when chosen: the etcd client alone (gRPC and its protocol
+ * definitions) adds about 8 MB of heap, and a larger heap makes V8's
+ * incremental marking slow down every request (measured on discover).
+ */
+export async function openStore(config: MaxineConfig, logger: Logger, instanceId: string): Promise<RegistryStore> {
   switch (config.registryStateMode) {
-    case 'local':
+    case 'local': {
+      const { createMemoryStore } = await import('./memory/index.ts');
       return createMemoryStore({
         dataDir: config.dataDir,
         instanceId,
@@ -19,7 +21,9 @@ export function openStore(config: MaxineConfig, logger: Logger, instanceId: stri
         leaseCheckpointMs: config.leaseCheckpointMs,
         onWarning: (message) => logger.warn({ store: 'local' }, message),
       });
-    case 'redis':
+    }
+    case 'redis': {
+      const { createRedisStore } = await import('./redis/index.ts');
       return createRedisStore({
         ...replicaOptions(config, logger, instanceId),
         // loadConfig refuses redis mode without a URL.
@@ -27,14 +31,19 @@ export function openStore(config: MaxineConfig, logger: Logger, instanceId: stri
         keyPrefix: config.redisKeyPrefix,
         ...(config.redisTlsCaFile === undefined ? {} : { tlsCaFile: config.redisTlsCaFile }),
       });
-    case 'etcd':
+    }
+    case 'etcd': {
+      const { createEtcdStore } = await import('./etcd/index.ts');
       return createEtcdStore({
         ...replicaOptions(config, logger, instanceId),
         endpoints: [...config.etcdEndpoints],
         keyPrefix: config.etcdKeyPrefix,
       });
-    case 'shared-file':
+    }
+    case 'shared-file': {
+      const { createSharedFileStore } = await import('./shared-file/index.ts');
       return createSharedFileStore({ ...replicaOptions(config, logger, instanceId), dir: config.registryStateFile });
+    }
   }
 }
 

@@ -13,7 +13,7 @@ import { installPermissions, OPEN_AUTHORIZER, type Authorizer } from './permissi
 import { InstanceBody, LeasedInstanceBody } from './views.ts';
 
 /** Present (value "true") on every response while the store's backend is unreachable. */
-export const STALE_HEADER = 'x-maxine-stale';
+const STALE_HEADER = 'x-maxine-stale';
 
 export interface AppOptions {
   readonly logger: FastifyBaseLogger;

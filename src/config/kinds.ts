@@ -61,6 +61,22 @@ export function oneOf<const V extends string>(values: readonly V[]): Kind<V> {
   };
 }
 
+const TRUE_WORDS = new Set(['true', '1', 'yes', 'on']);
+const FALSE_WORDS = new Set(['false', '0', 'no', 'off']);
+
+/** true/false (also 1/0, yes/no, on/off as environment variables are often written), or a JSON boolean. */
+export const boolean: Kind<boolean> = {
+  expected: 'true or false',
+  metavar: 'true|false',
+  parse(raw) {
+    if (typeof raw === 'boolean') return ok(raw);
+    if (typeof raw !== 'string') return bad();
+    const word = raw.trim().toLowerCase();
+    return TRUE_WORDS.has(word) ? ok(true) : FALSE_WORDS.has(word) ? ok(false) : bad();
+  },
+  format: String,
+};
+
 /** A setting that may be left unset; only its default can be undefined. */
 export function optional<T>(kind: Kind<T>): Kind<T | undefined> {
   return { ...kind, format: (value) => (value === undefined ? 'none' : kind.format(value)) };

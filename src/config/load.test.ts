@@ -58,6 +58,28 @@ describe('loadConfig defaults', () => {
       bodyLimitBytes: 65536,
       eventRingSize: 10000,
       maxInstancesPerService: 10000,
+      activeHealthChecksEnabled: false,
+      activeHealthCheckIntervalMs: 10000,
+      activeHealthCheckTimeoutMs: 2000,
+      activeHealthCheckFailureThreshold: 3,
+      activeHealthCheckRiseThreshold: 2,
+      activeHealthCheckPath: '/health',
+      activeHealthCheckConcurrency: 64,
+      allowLinkLocal: false,
+      proxyConnectTimeoutMs: 2000,
+      proxyRequestTimeoutMs: 30000,
+      proxyRetries: 1,
+      proxyRetryBackoffMs: 25,
+      proxyRetryBudgetPercent: 20,
+      proxyMinRetriesPerSecond: 10,
+      proxyMaxBodyBytes: 10485760,
+      proxyPassAuthorization: false,
+      proxyBreakerFailures: 5,
+      proxyBreakerOpenMs: 10000,
+      proxyOutlierConsecutiveFailures: 5,
+      proxyOutlierBaseEjectionMs: 30000,
+      proxyOutlierMaxEjectionMs: 300000,
+      proxyOutlierMaxEjectionPercent: 50,
       shutdownTimeoutMs: 10000,
       configFile: undefined,
     });
@@ -155,6 +177,11 @@ describe('invalid values name the setting and its allowed values', () => {
     [{ instanceId: '../x' }, '--instance-id / MAXINE_INSTANCE_ID: "../x" is not letters, digits and . _ -'],
     [{ redisKeyPrefix: 'a b' }, '--redis-key-prefix / MAXINE_REGISTRY_REDIS_KEY_PREFIX: "a b" is not letters, digits'],
     [{ leaderRenewMs: '6000' }, '--leader-renew-ms / MAXINE_LEADER_ELECTION_RENEW_MS: 6000 must be at most a third of the leader lease (15000 ms)'],
+    [{ activeHealthChecksEnabled: 'maybe' }, '--active-health-checks-enabled / MAXINE_ACTIVE_HEALTH_CHECKS_ENABLED: "maybe" is not true or false'],
+    [{ activeHealthCheckPath: 'health' }, "--active-health-check-path / MAXINE_ACTIVE_HEALTH_CHECK_PATH: \"health\" is not a URL path starting with '/'"],
+    [{ activeHealthCheckPath: '/a b' }, "--active-health-check-path / MAXINE_ACTIVE_HEALTH_CHECK_PATH: \"/a b\" is not a URL path starting with '/'"],
+    [{ activeHealthCheckTimeoutMs: '5000', activeHealthCheckIntervalMs: '1000' }, '--active-health-check-timeout-ms / MAXINE_ACTIVE_HEALTH_CHECK_TIMEOUT_MS: 5000 must not exceed the check interval (1000 ms)'],
+    [{ proxyRetries: '6' }, '--proxy-retries / MAXINE_PROXY_RETRIES: "6" is not an integer from 0 to 5'],
   ];
   for (const [flags, expected] of cases) {
     test(`${JSON.stringify(flags)}`, () => {
@@ -287,4 +314,12 @@ describe('config files', () => {
   test('a file that is not a mapping is rejected', () => {
     assert.match(problemsOf({ config: file('list.yaml', '- port\n') }).message, /expected a mapping of setting names to values/);
   });
+});
+
+test('booleans read from the environment accept the usual spellings', () => {
+  for (const [raw, expected] of [['true', true], ['YES', true], ['1', true], ['on', true], ['false', false], ['no', false], ['0', false], ['Off', false]] as const) {
+    assert.equal(load({}, { MAXINE_ACTIVE_HEALTH_CHECKS_ENABLED: raw }).activeHealthChecksEnabled, expected, raw);
+  }
+  assert.equal(load({}, { MAXINE_PROXY_PASS_AUTHORIZATION: 'true' }).proxyPassAuthorization, true);
+  assert.equal(load({}, { MAXINE_ALLOW_LINK_LOCAL_INSTANCES: 'true' }).allowLinkLocal, true);
 });

@@ -130,5 +130,10 @@ function crossCheck(config: MaxineConfig): string[] {
       `${label('leaderRenewMs')}: ${config.leaderRenewMs} must be at most a third of the leader lease (${config.leaderLeaseMs} ms)`,
     );
   }
+  if (config.activeHealthCheckTimeoutMs > config.activeHealthCheckIntervalMs) {
+    problems.push(
+      `${label('activeHealthCheckTimeoutMs')}: ${config.activeHealthCheckTimeoutMs} must not exceed the check interval (${config.activeHealthCheckIntervalMs} ms)`,
+    );
+  }
   return problems;
 }

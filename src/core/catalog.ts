@@ -1,5 +1,5 @@
 import type { Change, Snapshot } from './changes.ts';
-import { EventRing, type EventsSince, type EventType, type RegistryEvent } from './events.ts';
+import { EventRing, type EventsSince, type EventType, type LocalEvent, type RegistryEvent } from './events.ts';
 import { ExpiryQueue, type Lease } from './expiry.ts';
 import { filterKey, isEmptyFilter, matchesFilter, type SelectionFilter } from './filter.ts';
 import { isEligible, sameSpec, type Instance, type InstanceKey } from './instance.ts';
@@ -11,6 +11,8 @@ export interface CatalogEntry extends Lease {
   instance: Instance;
   /** Epoch ms of the last renewal (registration, heartbeat or re-registration). */
   renewedAt: number;
+  /** Ejected from this replica's picks by outlier detection (local state, not in the store). */
+  ejected: boolean;
 }
 
 export interface ServiceView {
@@ -26,6 +28,8 @@ export interface CatalogListener {
   event(event: RegistryEvent): void;
   /** The whole state was replaced (start-up or resync); watchers must resync. */
   reset(revision: number): void;
+  /** A change to this replica's own view (an ejection); optional for listeners that only follow the registry. */
+  local?(event: LocalEvent): void;
 }
 
 /** Filtered views per service are cached; a service with more distinct filters starts over. */
@@ -48,6 +52,11 @@ class ServiceState implements ServiceView {
   /** Called on every visible change: prepared selection state is rebuilt lazily. */
   changed(revision: number): void {
     this.revision = revision;
+    this.invalidate();
+  }
+
+  /** The eligible set changed without a registry change (an ejection on this replica). */
+  invalidate(): void {
     this.eligibleCache = null;
     this.allView = null;
     this.views.clear();
@@ -56,7 +65,7 @@ class ServiceState implements ServiceView {
   eligible(): readonly Instance[] {
     if (this.eligibleCache === null) {
       const list: Instance[] = [];
-      for (const entry of this.entries.values()) if (isEligible(entry.instance)) list.push(entry.instance);
+      for (const entry of this.entries.values()) if (isEligible(entry.instance) && !entry.ejected) list.push(entry.instance);
       list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       this.eligibleCache = Object.freeze(list);
     }
@@ -171,6 +180,31 @@ export class Catalog {
     if (entry.live) this.leases.schedule(entry);
   }
 
+  /**
+   * Eject an instance from this replica's picks, or restore it (outlier
+   * detection). Not a registry change: no revision, nothing in the store, and
+   * the flag survives re-registrations of the same id but not its removal.
+   * False when the instance is unknown or already in that state.
+   */
+  setEjected(key: InstanceKey, ejected: boolean, reason: string): boolean {
+    const state = this.services.get(key.service);
+    const entry = state?.entries.get(key.id);
+    if (state === undefined || entry === undefined || entry.ejected === ejected) return false;
+    entry.ejected = ejected;
+    state.invalidate();
+    const event: LocalEvent = {
+      type: ejected ? 'instance_ejected' : 'instance_restored',
+      revision: this.currentRevision,
+      timestamp: this.clock(),
+      service: key.service,
+      id: key.id,
+      instance: entry.instance,
+      reason,
+    };
+    for (const listener of this.listeners) listener.local?.(event);
+    return true;
+  }
+
   eventsSince(revision: number): EventsSince {
     return this.ring.since(revision);
   }
@@ -250,7 +284,7 @@ export class Catalog {
     const deadline = renewedAt + instance.ttlMs;
     const entry = state.entries.get(instance.id);
     if (entry === undefined) {
-      const created: CatalogEntry = { instance, renewedAt, deadline, queuedAt: deadline, live: true };
+      const created: CatalogEntry = { instance, renewedAt, deadline, queuedAt: deadline, live: true, ejected: false };
       state.entries.set(instance.id, created);
       this.instances++;
       if (this.trackLeases) this.leases.schedule(created);
@@ -283,5 +317,6 @@ const REMOVE_TYPES = {
 
 function upsertType(previous: Instance | undefined, next: Instance): InstanceEventType {
   if (previous === undefined) return 'service_registered';
-  return previous.health !== next.health && sameSpec(previous, next) ? 'health_changed' : 'service_updated';
+  const healthMoved = previous.health !== next.health || previous.healthReason !== next.healthReason;
+  return healthMoved && sameSpec(previous, next) ? 'health_changed' : 'service_updated';
 }

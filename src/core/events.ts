@@ -32,6 +32,29 @@ export interface ConfigEvent {
 
 export type RegistryEvent = InstanceEvent | ConfigEvent;
 
+/**
+ * Events about this replica only, not the shared registry: the proxy's
+ * outlier detection ejects an instance from this replica's picks for a
+ * while (each replica judges the traffic it carries itself). They carry the
+ * catalog's revision when they happened but take none of their own, are not
+ * kept in the event ring and so are never replayed to a watcher resuming
+ * from a revision.
+ */
+export const LOCAL_EVENT_TYPES = ['instance_ejected', 'instance_restored'] as const;
+export type LocalEventType = (typeof LOCAL_EVENT_TYPES)[number];
+
+export interface LocalEvent {
+  readonly type: LocalEventType;
+  /** The catalog's revision when it happened (not a revision of its own). */
+  readonly revision: number;
+  readonly timestamp: number;
+  readonly service: string;
+  readonly id: string;
+  readonly instance: Instance;
+  /** Why, for people: e.g. "5 consecutive 5xx responses; ejected for 30 s". */
+  readonly reason: string;
+}
+
 export type EventsSince =
   | { readonly kind: 'events'; readonly events: readonly RegistryEvent[] }
   /** The ring no longer holds everything after the requested revision. */

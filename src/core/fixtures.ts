@@ -2,6 +2,7 @@
  * Instances for tests and benchmarks: every field filled with a plain value,
  * overridable one by one, frozen like the catalog's own.
  */
+import { Catalog } from './catalog.ts';
 import { buildAddress, type Instance, type InstanceSpec } from './instance.ts';
 
 export function testSpec(service: string, id: string, overrides: Partial<InstanceSpec> = {}): InstanceSpec {
@@ -20,6 +21,7 @@ export function testSpec(service: string, id: string, overrides: Partial<Instanc
     healthCheckPath: '',
     status: 'up',
     ttlMs: 30_000,
+    check: null,
     ...overrides,
   };
 }
@@ -27,6 +29,8 @@ export function testSpec(service: string, id: string, overrides: Partial<Instanc
 export function testInstance(service: string, id: string, overrides: Partial<Instance> = {}): Instance {
   const fields = {
     ...testSpec(service, id),
+    statusReason: '',
+    statusChangedAt: 1,
     health: 'passing' as const,
     healthReason: '',
     healthChangedAt: 1,
@@ -36,4 +40,16 @@ export function testInstance(service: string, id: string, overrides: Partial<Ins
     ...overrides,
   };
   return Object.freeze({ ...fields, address: buildAddress(fields.scheme, fields.host, fields.port, fields.path) });
+}
+
+/** A catalog holding `instances` of service `service`: [id, port, overrides]. */
+export function catalogOf(service: string, instances: readonly (readonly [string, number, Partial<Instance>?])[]): Catalog {
+  const catalog = new Catalog(100);
+  let revision = 0;
+  for (const [id, port, overrides] of instances) {
+    revision++;
+    const instance = testInstance(service, id, { host: '127.0.0.1', port, createRevision: revision, modifyRevision: revision, ...overrides });
+    catalog.apply({ kind: 'upsert', revision, instance, renewedAt: Date.now() });
+  }
+  return catalog;
 }

@@ -13,6 +13,35 @@ export type Health = (typeof HEALTH_STATES)[number];
 
 export type Scheme = 'http' | 'https';
 
+export const CHECK_TYPES = ['http', 'tcp'] as const;
+export type CheckType = (typeof CHECK_TYPES)[number];
+
+/**
+ * An active health check, as registered with the instance and fully
+ * resolved (defaults filled in at registration), so every replica that
+ * becomes leader probes it the same way.
+ */
+export interface HealthCheck {
+  readonly type: CheckType;
+  /** HTTP only: the path (and query) probed on the instance's address; '' for TCP. */
+  readonly path: string;
+  /** HTTP only: a response status from statusMin to statusMax (inclusive) passes. */
+  readonly statusMin: number;
+  readonly statusMax: number;
+  /** HTTP only: text the response body must contain; '' checks no body. */
+  readonly bodyMatch: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** Consecutive passing probes that bring a critical instance back. */
+  readonly rise: number;
+  /** Consecutive failing probes that make a passing instance critical. */
+  readonly fall: number;
+  /** Each probe waits a random 0..jitterMs beyond its interval, so checks registered together spread out. */
+  readonly jitterMs: number;
+  /** Deregister the instance once it has been critical this long; 0 never (Consul's DeregisterCriticalServiceAfter). */
+  readonly deregisterCriticalAfterMs: number;
+}
+
 /** What a client supplies when it registers; everything else is derived. */
 export interface InstanceSpec {
   readonly service: string;
@@ -31,9 +60,15 @@ export interface InstanceSpec {
   readonly healthCheckPath: string;
   readonly status: AdminStatus;
   readonly ttlMs: number;
+  /** The instance's own active check; null when it registered none (the global check may still apply). */
+  readonly check: HealthCheck | null;
 }
 
 export interface Instance extends InstanceSpec {
+  /** Why the admin status is what it is ('' when set at registration without one). */
+  readonly statusReason: string;
+  /** Epoch ms of the last admin status change. */
+  readonly statusChangedAt: number;
   readonly health: Health;
   readonly healthReason: string;
   readonly healthChangedAt: number;
@@ -75,8 +110,26 @@ export function sameSpec(a: InstanceSpec, b: InstanceSpec): boolean {
     a.healthCheckPath === b.healthCheckPath &&
     a.status === b.status &&
     a.ttlMs === b.ttlMs &&
+    sameCheck(a.check, b.check) &&
     sameList(a.tags, b.tags) &&
     sameMap(a.metadata, b.metadata)
+  );
+}
+
+export function sameCheck(a: HealthCheck | null, b: HealthCheck | null): boolean {
+  if (a === null || b === null) return a === b;
+  return (
+    a.type === b.type &&
+    a.path === b.path &&
+    a.statusMin === b.statusMin &&
+    a.statusMax === b.statusMax &&
+    a.bodyMatch === b.bodyMatch &&
+    a.intervalMs === b.intervalMs &&
+    a.timeoutMs === b.timeoutMs &&
+    a.rise === b.rise &&
+    a.fall === b.fall &&
+    a.jitterMs === b.jitterMs &&
+    a.deregisterCriticalAfterMs === b.deregisterCriticalAfterMs
   );
 }
 

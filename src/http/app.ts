@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { actuatorRoutes } from './actuator/routes.ts';
@@ -8,12 +8,25 @@ import { lightningRoutes } from './lightning/routes.ts';
 import { controlRoutes } from './maxine/control.ts';
 import { RegisterBody } from './maxine/registration.ts';
 import { InstanceRef, serviceOpsRoutes } from './maxine/serviceops.ts';
+import { instanceRoutes } from './maxine/instances.ts';
+import { policyRoutes } from './maxine/policies.ts';
+import { upstreamsRoute } from './actuator/upstreams.ts';
+import { proxyRoutes } from './proxy/routes.ts';
 import { requestIdGenerator } from './request-id.ts';
 import { installPermissions, OPEN_AUTHORIZER, type Authorizer } from './permissions.ts';
-import { InstanceBody, LeasedInstanceBody } from './views.ts';
+import { HealthCheckBody, InstanceBody, LeasedInstanceBody } from './views.ts';
 
 /** Present (value "true") on every response while the store's backend is unreachable. */
 const STALE_HEADER = 'x-maxine-stale';
+
+const PROXY_PREFIX = '/api/maxine/serviceops/proxy';
+/** The Lightning routes' proxy, at the root like the rest of them. */
+const LIGHTNING_PROXY_PREFIX = '/proxy';
+
+/** Errors raised before routing (a URL that is not validly percent-encoded) get the one error shape too. */
+function answerBadUrl(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  reply.code(400).send({ message: `The request URL is not acceptable: ${error.message}`, code: 'VALIDATION_FAILED' });
+}
 
 export interface AppOptions {
   readonly logger: FastifyBaseLogger;
@@ -37,6 +50,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false },
     },
     forceCloseConnections: 'idle',
+    frameworkErrors: answerBadUrl,
   });
 
   installErrorHandling(app, options.logger);
@@ -51,6 +65,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   });
 
   app.addSchema(ErrorBody);
+  app.addSchema(HealthCheckBody);
   app.addSchema(InstanceBody);
   app.addSchema(LeasedInstanceBody);
   app.addSchema(RegisterBody);
@@ -84,8 +99,13 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   });
 
   await app.register(serviceOpsRoutes(ctx), { prefix: '/api/maxine/serviceops' });
+  await app.register(instanceRoutes(ctx), { prefix: '/api/maxine/serviceops' });
+  await app.register(policyRoutes(ctx), { prefix: '/api/maxine/serviceops' });
+  await app.register(proxyRoutes(ctx, PROXY_PREFIX, 'maxine'), { prefix: PROXY_PREFIX });
   await app.register(controlRoutes(ctx), { prefix: '/api/maxine/control' });
   await app.register(actuatorRoutes(ctx), { prefix: '/api/actuator' });
+  await app.register(upstreamsRoute(ctx), { prefix: '/api/actuator' });
   await app.register(lightningRoutes(ctx));
+  await app.register(proxyRoutes(ctx, LIGHTNING_PROXY_PREFIX, 'lightning'), { prefix: LIGHTNING_PROXY_PREFIX });
   return app;
 }

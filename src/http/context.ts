@@ -1,4 +1,7 @@
 import type { MaxineConfig } from '../config/schema.ts';
+import type { CheckDefaults } from '../health/check-spec.ts';
+import type { HealthChecker } from '../health/checker.ts';
+import type { Proxy } from '../proxy/proxy.ts';
 import type { ClientAddress } from './client-address.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { RuntimeConfig } from '../registry/runtime-config.ts';
@@ -12,4 +15,10 @@ export interface AppContext {
   readonly instanceId: string;
   /** The client address as trustProxy allows it to be believed. */
   readonly clientAddress: ClientAddress;
+  /** The MAXINE_ACTIVE_HEALTH_CHECK_* settings, which fill in registered checks. */
+  readonly checkDefaults: CheckDefaults;
+  /** The data path of the proxy routes, and its per-instance state for the actuator. */
+  readonly proxy: Proxy;
+  /** Active checks (probing only on the leader), for the actuator. */
+  readonly checker: HealthChecker;
 }

@@ -20,13 +20,19 @@ export interface DiscoveryQuery {
 
 /**
  * The pick behind both surfaces' discover routes, so they validate names,
- * strategies and filters alike. Undefined when nothing is eligible.
+ * strategies and filters alike. Undefined when nothing is eligible (or
+ * everything eligible is in the proxy's `exclude`).
  */
-export function discoverInstance(ctx: AppContext, req: IncomingMessage, query: DiscoveryQuery): Instance | undefined {
+export function discoverInstance(
+  ctx: AppContext,
+  req: IncomingMessage,
+  query: DiscoveryQuery,
+  exclude?: ReadonlySet<string>,
+): Instance | undefined {
   const badName = checkServiceName(query.serviceName);
   if (badName) throw ApiError.validation([badName]);
   const strategy = strategyParam(query.strategy, query.strategyField, ctx.runtime.settings.serverSelectionStrategy);
-  return ctx.registry.discover(query.serviceName, filterParams(query), strategy, () => hashKey(ctx, req, query.key));
+  return ctx.registry.discover(query.serviceName, filterParams(query), strategy, () => hashKey(ctx, req, query.key), exclude);
 }
 
 /** The key for hashing strategies: explicit query value, then the configured header, then the client address. */

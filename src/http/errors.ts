@@ -25,6 +25,9 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'LIMIT_EXCEEDED'
   | 'STORE_UNAVAILABLE'
+  | 'BAD_GATEWAY'
+  | 'GATEWAY_TIMEOUT'
+  | 'NOT_IMPLEMENTED'
   | 'INTERNAL';
 
 export class ApiError extends Error {

@@ -14,6 +14,8 @@ export const PERMISSIONS = [
   'config:read',
   'config:write',
   'ops:read',
+  'ops:write',
+  'proxy',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

@@ -19,8 +19,12 @@ export const InstanceBody = Type.Object(
     metadata: Type.Record(Type.String(), Type.String()),
     healthCheckPath: Type.String(),
     status: Type.String({ description: 'admin status: up, starting, draining or maintenance' }),
+    statusReason: Type.String(),
+    statusChangedAt: Type.String({ format: 'date-time' }),
     health: Type.String({ description: 'passing, warning or critical' }),
     healthReason: Type.String(),
+    healthChangedAt: Type.String({ format: 'date-time' }),
+    check: Type.Union([Type.Ref('HealthCheck'), Type.Null()], { description: "the instance's own active check; null if it registered none" }),
     timeOut: Type.Integer({ description: 'lease TTL in seconds' }),
     registeredAt: Type.String({ format: 'date-time' }),
     createRevision: Type.Integer(),
@@ -29,12 +33,30 @@ export const InstanceBody = Type.Object(
   { $id: 'Instance' },
 );
 
+export const HealthCheckBody = Type.Object(
+  {
+    type: Type.String({ description: 'http or tcp' }),
+    path: Type.String(),
+    statusMin: Type.Integer(),
+    statusMax: Type.Integer(),
+    bodyMatch: Type.String(),
+    intervalMs: Type.Integer(),
+    timeoutMs: Type.Integer(),
+    rise: Type.Integer(),
+    fall: Type.Integer(),
+    jitterMs: Type.Integer(),
+    deregisterCriticalAfterMs: Type.Integer(),
+  },
+  { $id: 'HealthCheck' },
+);
+
 export const LeasedInstanceBody = Type.Intersect(
   [
     Type.Ref('Instance'),
     Type.Object({
       renewedAt: Type.String({ format: 'date-time' }),
       expiresAt: Type.String({ format: 'date-time' }),
+      ejected: Type.Boolean({ description: "ejected from this replica's picks by outlier detection" }),
     }),
   ],
   { $id: 'LeasedInstance' },
@@ -55,13 +77,24 @@ export function instanceView(instance: Instance) {
     zone: instance.zone,
     metadata: instance.metadata,
     healthCheckPath: instance.healthCheckPath,
-    status: instance.status,
-    health: instance.health,
-    healthReason: instance.healthReason,
+    ...stateView(instance),
+    check: instance.check,
     timeOut: Math.round(instance.ttlMs / 1000),
     registeredAt: new Date(instance.registeredAt).toISOString(),
     createRevision: instance.createRevision,
     modifyRevision: instance.modifyRevision,
+  };
+}
+
+/** Admin status and health, each with its reason and the time it last changed. */
+export function stateView(instance: Instance) {
+  return {
+    status: instance.status,
+    statusReason: instance.statusReason,
+    statusChangedAt: new Date(instance.statusChangedAt).toISOString(),
+    health: instance.health,
+    healthReason: instance.healthReason,
+    healthChangedAt: new Date(instance.healthChangedAt).toISOString(),
   };
 }
 
@@ -70,6 +103,7 @@ export function leasedInstanceView(entry: CatalogEntry) {
     ...instanceView(entry.instance),
     renewedAt: new Date(entry.renewedAt).toISOString(),
     expiresAt: new Date(entry.deadline).toISOString(),
+    ejected: entry.ejected,
   };
 }
 

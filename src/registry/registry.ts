@@ -1,6 +1,15 @@
 import type { Catalog } from '../core/catalog.ts';
 import type { SelectionFilter } from '../core/filter.ts';
-import { buildAddress, sameSpec, type Instance, type InstanceKey, type InstanceSpec } from '../core/instance.ts';
+import {
+  buildAddress,
+  sameSpec,
+  type AdminStatus,
+  type Health,
+  type Instance,
+  type InstanceKey,
+  type InstanceSpec,
+} from '../core/instance.ts';
+import { pickAvoiding } from '../core/selection/pick-avoiding.ts';
 import { strategyUsesKey, type LoadSignals, type StrategyName } from '../core/selection/strategy.ts';
 import {
   StoreUnavailableError,
@@ -14,7 +23,7 @@ import {
 export class RegistryError extends Error {
   constructor(
     message: string,
-    readonly code: 'LIMIT_EXCEEDED' | 'STORE_UNAVAILABLE',
+    readonly code: 'LIMIT_EXCEEDED' | 'STORE_UNAVAILABLE' | 'NOT_FOUND' | 'CONFLICT',
     readonly status: number,
   ) {
     super(message);
@@ -33,6 +42,25 @@ export interface RegistryOptions {
 
 /** How often due leases are looked for: expiry lands within this of the deadline. */
 const EXPIRY_TICK_MS = 250;
+
+/**
+ * What a client registers. Without a status, an existing instance keeps
+ * the one it has: an operator's maintenance or drain survives the client's
+ * periodic re-registration (original Maxine clients re-register as their
+ * heartbeat), and a new instance starts `up`.
+ */
+export type Registration = Omit<InstanceSpec, 'status'> & { readonly status?: AdminStatus | undefined };
+
+/** A health verdict of the active checks, written by the leader. */
+export interface HealthChange {
+  readonly health: Health;
+  readonly reason: string;
+  /** A `starting` instance passed its first check: it becomes `up`. */
+  readonly promote: boolean;
+}
+
+/** How often a status change is retried when a concurrent write changed the instance first. */
+const UPDATE_ATTEMPTS = 3;
 
 export interface RegisterResult {
   readonly instance: Instance;
@@ -81,10 +109,12 @@ export class Registry {
   }
 
   /** Upsert that also renews the lease; only a visible change reaches the store as a write. */
-  async register(spec: InstanceSpec): Promise<RegisterResult> {
+  async register(registration: Registration): Promise<RegisterResult> {
     const { catalog, store, clock } = this.options;
     const now = clock();
-    const existing = catalog.entry(spec);
+    const existing = catalog.entry(registration);
+    const previous = existing?.instance;
+    const spec: InstanceSpec = { ...registration, status: registration.status ?? previous?.status ?? 'up' };
     if (existing !== undefined && sameSpec(existing.instance, spec)) {
       this.renewEntry(spec, now);
       return { instance: existing.instance, changed: false };
@@ -99,11 +129,14 @@ export class Registry {
         );
       }
     }
-    const previous = existing?.instance;
+    const statusKept = previous !== undefined && previous.status === spec.status;
+    // Health is the checks' verdict: a re-registration (or a heartbeat) never clears it, only `rise` passing probes do.
     const instance: Instance = Object.freeze({
       ...spec,
       tags: Object.freeze([...spec.tags]),
       metadata: Object.freeze({ ...spec.metadata }),
+      statusReason: statusKept ? previous.statusReason : '',
+      statusChangedAt: statusKept ? previous.statusChangedAt : now,
       health: previous?.health ?? 'passing',
       healthReason: previous?.healthReason ?? '',
       healthChangedAt: previous?.healthChangedAt ?? now,
@@ -128,10 +161,70 @@ export class Registry {
     return instance;
   }
 
+  /**
+   * An operator's status change (maintenance on/off, drain, up). Only the
+   * status fields change; when a concurrent write changed the instance
+   * first, the change is made again on top of it.
+   */
+  async setStatus(key: InstanceKey, status: AdminStatus, reason: string): Promise<Instance> {
+    const { catalog, store, clock } = this.options;
+    for (let attempt = 1; ; attempt++) {
+      const entry = catalog.entry(key);
+      if (entry === undefined) {
+        throw new RegistryError(`No instance "${key.id}" is registered for service "${key.service}".`, 'NOT_FOUND', 404);
+      }
+      const seen = entry.instance;
+      if (seen.status === status && seen.statusReason === reason) return seen;
+      const changed: Instance = { ...seen, status, statusReason: reason, statusChangedAt: clock() };
+      const stored = await this.write(() => store.update(changed, entry.renewedAt, null));
+      if (stored !== null) return stored;
+      if (attempt === UPDATE_ATTEMPTS) {
+        throw new RegistryError(`${key.service}/${key.id} kept changing under concurrent writes; try again.`, 'CONFLICT', 409);
+      }
+      // The store had a newer version than this catalog: let the feed deliver it, then decide again.
+      await new Promise((resolve) => setTimeout(resolve, 10 * attempt));
+    }
+  }
+
+  /**
+   * Leader-only: record the active checks' verdict on the version of the
+   * instance they judged, fenced by the leader's token. Null when the
+   * instance changed or went away meanwhile; the next probe judges again.
+   */
+  async setHealth(seen: Instance, change: HealthChange, fencingToken: number): Promise<Instance | null> {
+    const { catalog, store, clock } = this.options;
+    const entry = catalog.entry(seen);
+    if (entry === undefined || entry.instance.modifyRevision !== seen.modifyRevision) return null;
+    const now = clock();
+    const healthChanged = seen.health !== change.health;
+    const changed: Instance = {
+      ...seen,
+      health: change.health,
+      healthReason: change.reason,
+      healthChangedAt: healthChanged ? now : seen.healthChangedAt,
+      ...(change.promote && seen.status === 'starting' ? { status: 'up', statusReason: 'passed its first health check', statusChangedAt: now } : {}),
+    };
+    return await this.write(() => store.update(changed, entry.renewedAt, fencingToken));
+  }
+
+  /** Leader-only: remove an instance the checks found critical for too long, fenced by the leader's token. */
+  async evict(key: InstanceKey, fencingToken: number): Promise<number | null> {
+    return await this.write(() => this.options.store.evict(key, fencingToken));
+  }
+
   /** `key` is only called for the hashing strategies (a client address lookup is not free). */
-  discover(service: string, filter: SelectionFilter, strategy: StrategyName, key: () => string): Instance | undefined {
+  discover(
+    service: string,
+    filter: SelectionFilter,
+    strategy: StrategyName,
+    key: () => string,
+    exclude?: ReadonlySet<string>,
+  ): Instance | undefined {
     const hashKey = strategyUsesKey(strategy) ? key() : '';
-    return this.options.catalog.pick(service, filter, strategy, { key: hashKey, random: this.random, load: this.options.load });
+    const ctx = { key: hashKey, random: this.random, load: this.options.load };
+    // `exclude` (instanceKey strings) is the proxy's: instances already tried or with an open breaker.
+    if (exclude !== undefined && exclude.size > 0) return pickAvoiding(this.options.catalog, service, filter, strategy, ctx, exclude);
+    return this.options.catalog.pick(service, filter, strategy, ctx);
   }
 
   async putKv(key: string, value: string | null): Promise<void> {

@@ -25,12 +25,10 @@ export const LOG_FORMATS = {
 } as const;
 export type LogFormat = keyof typeof LOG_FORMATS;
 
-/**
- * Only REDIRECT is accepted until Maxine carries traffic itself (the proxy
- * issue); accepting PROXY now would promise a mode that does nothing.
- */
+/** What a discover without `mode` does: redirect to the chosen instance, or forward the request to it. */
 export const DISCOVERY_MODES = {
   REDIRECT: { name: 'REDIRECT', code: '0', message: 'Redirect', ordinal: 0 },
+  PROXY: { name: 'PROXY', code: '1', message: 'Proxy', ordinal: 1 },
 } as const;
 export type DiscoveryMode = keyof typeof DISCOVERY_MODES;
 

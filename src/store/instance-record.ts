@@ -1,6 +1,6 @@
-import { ADMIN_STATUSES, HEALTH_STATES } from '../core/instance.ts';
+import { ADMIN_STATUSES, CHECK_TYPES, HEALTH_STATES } from '../core/instance.ts';
 import type { Snapshot } from '../core/changes.ts';
-import type { Instance, Scheme } from '../core/instance.ts';
+import type { HealthCheck, Instance, Scheme } from '../core/instance.ts';
 
 /**
  * The instance as every store persists it (log lines, snapshots, redis
@@ -50,6 +50,9 @@ export function stampedInstance(value: Instance, createRevision: number, modifyR
     healthCheckPath: value.healthCheckPath,
     status: value.status,
     ttlMs: value.ttlMs,
+    check: value.check === null ? null : frozenCheck(value.check),
+    statusReason: value.statusReason,
+    statusChangedAt: value.statusChangedAt,
     health: value.health,
     healthReason: value.healthReason,
     healthChangedAt: value.healthChangedAt,
@@ -69,14 +72,30 @@ export function stampedInstance(value: Instance, createRevision: number, modifyR
  * Avoiding the copies matters at 100,000 instances.
  */
 export function restoredInstance(value: unknown): Instance {
-  const o = checkInstance(fields(value, 'instance'), true);
+  const o = withDefaultsOfOlderRecords(fields(value, 'instance') as Record<string, unknown>);
+  checkInstance(o, true);
   Object.freeze(o['tags']);
   Object.freeze(o['metadata']);
+  if (o['check'] !== null) Object.freeze(o['check']);
   return Object.freeze(o) as unknown as Instance;
 }
 
+/**
+ * Records written before instances had their own check and status reason
+ * (Maxine 0.1) lack those three fields; they read back as "no check, status
+ * set at registration", which is what they meant.
+ */
+function withDefaultsOfOlderRecords(o: Record<string, unknown>): Record<string, unknown> {
+  if (!('check' in o) && !('statusReason' in o) && !('statusChangedAt' in o)) {
+    o['check'] = null;
+    o['statusReason'] = '';
+    o['statusChangedAt'] = o['registeredAt'];
+  }
+  return o;
+}
+
 /** checkInstance names each of them; the literal in stampedInstance stops compiling when Instance changes. */
-const INSTANCE_FIELDS = 21;
+const INSTANCE_FIELDS = 24;
 
 function checkInstance(o: Fields, exact: boolean): Fields {
   text(o, 'service');
@@ -93,6 +112,9 @@ function checkInstance(o: Fields, exact: boolean): Fields {
   text(o, 'healthCheckPath');
   oneOf(o, 'status', ADMIN_STATUSES);
   finite(o, 'ttlMs');
+  if (o['check'] !== null) healthCheck(fields(o['check'], '"check"'));
+  text(o, 'statusReason');
+  finite(o, 'statusChangedAt');
   oneOf(o, 'health', HEALTH_STATES);
   text(o, 'healthReason');
   finite(o, 'healthChangedAt');
@@ -129,6 +151,36 @@ function oneOf<T extends string>(o: Fields, key: string, allowed: readonly T[]):
     throw new DataError(`"${key}" must be one of ${allowed.join(', ')}`);
   }
   return v as T;
+}
+
+const CHECK_FIELDS = 11;
+
+function healthCheck(o: Fields): void {
+  oneOf(o, 'type', CHECK_TYPES);
+  text(o, 'path');
+  for (const key of ['statusMin', 'statusMax', 'intervalMs', 'timeoutMs', 'rise', 'fall', 'jitterMs', 'deregisterCriticalAfterMs']) {
+    finite(o, key);
+  }
+  text(o, 'bodyMatch');
+  if (Object.keys(o).length !== CHECK_FIELDS) throw new DataError('"check" has fields that are not HealthCheck fields');
+}
+
+/** A frozen copy with exactly the HealthCheck fields, in one order. */
+function frozenCheck(c: HealthCheck): HealthCheck {
+  if (Object.isFrozen(c)) return c;
+  return Object.freeze({
+    type: c.type,
+    path: c.path,
+    statusMin: c.statusMin,
+    statusMax: c.statusMax,
+    bodyMatch: c.bodyMatch,
+    intervalMs: c.intervalMs,
+    timeoutMs: c.timeoutMs,
+    rise: c.rise,
+    fall: c.fall,
+    jitterMs: c.jitterMs,
+    deregisterCriticalAfterMs: c.deregisterCriticalAfterMs,
+  } satisfies HealthCheck);
 }
 
 function tags(value: unknown): void {

@@ -104,6 +104,18 @@ export interface RegistryStore {
    * I/O; stores batch renewals and send them in the background.
    */
   renew(instance: Instance, renewedAt: number): void;
+  /**
+   * Compare-and-set: replace the stored instance with `instance` only while
+   * the stored one is still at `instance.modifyRevision` (the version the
+   * caller read and changed; only its status and health fields differ). The
+   * lease is not renewed: `renewedAt` is the renewal the caller last saw,
+   * recorded as is. With a fencing token the write is also leader-only, the
+   * token checked in the same atomic step (FencedError when stale). Resolves
+   * to the stored instance (new modifyRevision, createRevision kept), or
+   * null when the instance is absent or was changed since: the caller reads
+   * its catalog again and decides again.
+   */
+  update(instance: Instance, renewedAt: number, fencingToken: number | null): Promise<Instance | null>;
   /** Deregister an instance; resolves to the revision, or null if it was absent. */
   remove(key: InstanceKey, reason: 'deregistered'): Promise<number | null>;
   /**

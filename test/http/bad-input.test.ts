@@ -228,7 +228,8 @@ describe('bad input on every route', () => {
         if (variant === route.path) continue;
         const res = await maxine.call(route.method, variant, route.hasBody ? { serviceName: 'keeper', nodeName: 'keep' } : undefined);
         assert.ok(res.status < 500, `${route.method} ${variant}: ${res.status}`);
-        if (res.status >= 400) assertErrorShape(res, `${route.method} ${variant}`);
+        // A HEAD answer has no body to carry the error shape.
+        if (res.status >= 400 && route.method !== 'HEAD') assertErrorShape(res, `${route.method} ${variant}`);
         else assert.notEqual(route.method, 'DELETE', `${variant} deleted something`);
       }
     }

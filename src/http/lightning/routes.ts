@@ -1,6 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
-import type { InstanceKey, InstanceSpec } from '../../core/instance.ts';
+import type { InstanceKey } from '../../core/instance.ts';
+import type { Registration } from '../../registry/registry.ts';
+import { forbiddenHostProblem } from '../maxine/registration.ts';
 import { checkHost, checkInstanceId, checkServiceName, checkTags, checkVersion, LIMITS, type FieldProblem } from '../../core/validation.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
@@ -88,6 +90,7 @@ export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
         const problems = [
           checkServiceName(body.serviceName),
           checkHost(body.host, 'host'),
+          forbiddenHostProblem(body.host, 'host', ctx.config.allowLinkLocal),
           checkVersion(meta.version ?? '', 'metadata.version'),
           checkTags(meta.tags ?? [], 'metadata.tags'),
         ].filter((p): p is FieldProblem => p !== undefined);
@@ -95,7 +98,7 @@ export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
         // IPv6 hosts are bracketed so the id reads as an address and stays parseable.
         const host = body.host.includes(':') && !body.host.startsWith('[') ? `[${body.host}]` : body.host;
         const id = `${host}:${body.port}`;
-        const spec: InstanceSpec = {
+        const spec: Registration = {
           service: body.serviceName,
           id,
           scheme: 'http',
@@ -108,8 +111,8 @@ export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
           zone: '',
           metadata: {},
           healthCheckPath: '',
-          status: 'up',
           ttlMs: LIGHTNING_TTL_MS,
+          check: null,
         };
         await registry.register(spec);
         return { nodeId: `${body.serviceName}:${id}`, status: 'registered' as const };

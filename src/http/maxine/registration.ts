@@ -1,7 +1,41 @@
 import { Type, type Static } from 'typebox';
 import { LIMITS, checkHost, checkInstanceId, checkMetadata, checkPath, checkServiceName, checkTags, checkVersion, checkZone, normalisePath, type FieldProblem } from '../../core/validation.ts';
-import type { InstanceSpec, Scheme } from '../../core/instance.ts';
+import type { Scheme } from '../../core/instance.ts';
+import { isForbiddenHost } from '../../core/addresses.ts';
+import { resolveCheck, type CheckDefaults } from '../../health/check-spec.ts';
+import type { Registration } from '../../registry/registry.ts';
 import { ApiError } from '../errors.ts';
+
+/** An instance's own active check; every field but type defaults from the MAXINE_ACTIVE_HEALTH_CHECK_* settings. */
+export const CheckBody = Type.Object(
+  {
+    type: Type.Union([Type.Literal('http'), Type.Literal('tcp')]),
+    path: Type.Optional(Type.String({ maxLength: LIMITS.pathLength, description: "HTTP: appended to the instance's address; default healthCheckPath, then the global path" })),
+    expectedStatus: Type.Optional(Type.String({ maxLength: 7, description: 'HTTP: a status or range passing the check, e.g. "200-399" (the default) or "204"' })),
+    bodyMatch: Type.Optional(Type.String({ maxLength: 256, description: 'HTTP: text the response body must contain' })),
+    intervalMs: Type.Optional(Type.Integer()),
+    timeoutMs: Type.Optional(Type.Integer()),
+    rise: Type.Optional(Type.Integer({ description: 'consecutive passing probes that bring a critical instance back' })),
+    fall: Type.Optional(Type.Integer({ description: 'consecutive failing probes that make it critical' })),
+    jitterMs: Type.Optional(Type.Integer()),
+    deregisterCriticalAfterMs: Type.Optional(Type.Integer({ description: 'deregister after this long critical; 0 never' })),
+  },
+  { additionalProperties: false, description: 'Opts this instance in to active checks, whatever the global setting.' },
+);
+
+/** What registration needs from the configuration. */
+export interface RegistrationRules {
+  readonly defaultTtlSec: number;
+  readonly checkDefaults: CheckDefaults;
+  /** MAXINE_ALLOW_LINK_LOCAL_INSTANCES. */
+  readonly allowLinkLocal: boolean;
+}
+
+/** The refusal every surface gives a link-local or metadata host. */
+export function forbiddenHostProblem(host: string, field: string, allowLinkLocal: boolean): FieldProblem | undefined {
+  if (allowLinkLocal || !isForbiddenHost(host)) return undefined;
+  return { field, problem: 'link-local and cloud-metadata addresses are refused (MAXINE_ALLOW_LINK_LOCAL_INSTANCES allows them)' };
+}
 
 export const RegisterBody = Type.Object(
   {
@@ -26,16 +60,17 @@ export const RegisterBody = Type.Object(
     metadata: Type.Optional(Type.Record(Type.String(), Type.String(), { maxProperties: LIMITS.metadataEntries })),
     status: Type.Optional(
       Type.Union([Type.Literal('up'), Type.Literal('starting'), Type.Literal('draining'), Type.Literal('maintenance')], {
-        description: 'admin status; up when omitted',
+        description: 'admin status; when omitted a new instance is up and an existing one keeps its status',
       }),
     ),
+    check: Type.Optional(CheckBody),
   },
   { $id: 'RegisterRequest' },
 );
 export type RegisterBody = Static<typeof RegisterBody>;
 
-/** Turns a validated-by-schema body into an InstanceSpec, or a 400 naming every bad field. */
-export function registrationSpec(body: RegisterBody, defaultTtlSec: number): InstanceSpec {
+/** Turns a validated-by-schema body into a Registration, or a 400 naming every bad field. */
+export function registrationSpec(body: RegisterBody, rules: RegistrationRules): Registration {
   let host = body.hostName;
   let scheme: Scheme = body.ssl === true ? 'https' : 'http';
   const prefixed = /^(https?):\/\//i.exec(host);
@@ -51,6 +86,7 @@ export function registrationSpec(body: RegisterBody, defaultTtlSec: number): Ins
   add(checkServiceName(body.serviceName));
   add(checkInstanceId(body.nodeName));
   add(checkHost(host));
+  add(forbiddenHostProblem(host, 'hostName', rules.allowLinkLocal));
   if (typeof body.port === 'string' && body.port !== '' && (port < 1 || port > 65535)) {
     add({ field: 'port', problem: 'must be from 1 to 65535' });
   }
@@ -60,8 +96,15 @@ export function registrationSpec(body: RegisterBody, defaultTtlSec: number): Ins
   add(checkVersion(body.version ?? ''));
   add(checkZone(body.zone ?? ''));
   add(checkMetadata(body.metadata ?? {}));
+  const healthCheckPath = body.healthCheckPath ? normalisePath(body.healthCheckPath) : '';
+  let check = null;
+  if (body.check !== undefined) {
+    const resolved = resolveCheck(body.check, healthCheckPath, rules.checkDefaults);
+    if ('problems' in resolved) problems.push(...resolved.problems);
+    else check = resolved.check;
+  }
   if (problems.length > 0) throw ApiError.validation(problems);
-  const timeOut = body.timeOut || defaultTtlSec;
+  const timeOut = body.timeOut || rules.defaultTtlSec;
   return {
     service: body.serviceName,
     id: body.nodeName,
@@ -74,8 +117,9 @@ export function registrationSpec(body: RegisterBody, defaultTtlSec: number): Ins
     version: body.version ?? '',
     zone: body.zone ?? '',
     metadata: Object.fromEntries(Object.entries(body.metadata ?? {})),
-    healthCheckPath: body.healthCheckPath ? normalisePath(body.healthCheckPath) : '',
-    status: body.status ?? 'up',
+    healthCheckPath,
+    status: body.status,
     ttlMs: timeOut * 1000,
+    check,
   };
 }

@@ -1,11 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { checkInstanceId, checkPath, checkServiceName, LIMITS } from '../../core/validation.ts';
-import type { InstanceKey } from '../../core/instance.ts';
+import { checkPath, LIMITS } from '../../core/validation.ts';
+import { instanceKey } from './instance-key.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { instanceJson, legacyServersView, servicesV2View } from '../views.ts';
 import { discoverInstance } from '../discovery.ts';
+import { checkedUpstreamPath, forwardToService } from '../proxy/forwarding.ts';
 import { RegisterBody, registrationSpec } from './registration.ts';
 
 export const InstanceRef = Type.Object(
@@ -21,6 +22,11 @@ const DiscoverQuery = Type.Object(
     serviceName: Type.Optional(Type.String({ maxLength: LIMITS.nameLength })),
     endPoint: Type.Optional(Type.String({ maxLength: 2048, description: 'appended to the chosen address in the redirect' })),
     format: Type.Optional(Type.Union([Type.Literal('redirect'), Type.Literal('json')])),
+    mode: Type.Optional(
+      Type.Union([Type.Literal('redirect'), Type.Literal('proxy')], {
+        description: 'proxy: forward this request to the chosen instance (at endPoint) instead of redirecting; default: the runtime discoveryMode',
+      }),
+    ),
     strategy: Type.Optional(Type.String({ maxLength: 64, description: 'a strategy name or the original code (RR, CH, RH, ...)' })),
     tags: Type.Optional(Type.String({ maxLength: 2048, description: 'comma-separated; the instance must carry all' })),
     version: Type.Optional(Type.String({ maxLength: LIMITS.versionLength })),
@@ -57,6 +63,7 @@ const RegisterResponse = Type.Object({
   metadata: Type.Record(Type.String(), Type.String()),
   status: Type.String(),
   health: Type.String(),
+  check: Type.Union([Type.Ref('HealthCheck'), Type.Null()]),
   revision: Type.Integer({ description: 'modify revision of this instance' }),
 });
 
@@ -78,7 +85,11 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const spec = registrationSpec(request.body as RegisterBody, runtime.settings.heartBeatTimeout);
+        const spec = registrationSpec(request.body as RegisterBody, {
+          defaultTtlSec: runtime.settings.heartBeatTimeout,
+          checkDefaults: ctx.checkDefaults,
+          allowLinkLocal: ctx.config.allowLinkLocal,
+        });
         const { instance } = await registry.register(spec);
         return {
           hostName: instance.host,
@@ -98,6 +109,7 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
           metadata: instance.metadata,
           status: instance.status,
           health: instance.health,
+          check: instance.check,
           revision: instance.modifyRevision,
         };
       },
@@ -162,7 +174,7 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
           response: { 200: Type.Ref('Instance'), 302: Type.Null({ description: 'Location: address + endPoint' }), ...errors },
         },
       },
-      (request, reply) => {
+      (request, reply): Promise<void> | void => {
         const query = request.query as Static<typeof DiscoverQuery>;
         if (!query.serviceName) {
           throw new ApiError(400, 'VALIDATION_FAILED', 'Please provide the serviceName.', [
@@ -172,8 +184,9 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
         const endPoint = query.endPoint ? (query.endPoint.startsWith('/') ? query.endPoint : `/${query.endPoint}`) : '';
         const badEndPoint = endPoint ? checkPath(endPoint.split('?')[0]!, 'endPoint') : undefined;
         if (badEndPoint) throw ApiError.validation([badEndPoint]);
-        const instance = discoverInstance(ctx, request.raw, {
-          serviceName: query.serviceName,
+        const serviceName = query.serviceName;
+        const discovery = {
+          serviceName,
           strategy: query.strategy,
           strategyField: 'strategy',
           tags: query.tags,
@@ -181,7 +194,13 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
           zone: query.zone,
           meta: query.meta,
           key: query.key,
-        });
+        };
+        const proxied = query.format !== 'json' && (query.mode ?? (runtime.settings.discoveryMode === 'PROXY' ? 'proxy' : 'redirect')) === 'proxy';
+        if (proxied) {
+          const upstreamPath = checkedUpstreamPath(endPoint || '/');
+          return forwardToService(ctx, request, reply, serviceName, upstreamPath, (exclude) => discoverInstance(ctx, request.raw, discovery, exclude));
+        }
+        const instance = discoverInstance(ctx, request.raw, discovery);
         if (instance === undefined) throw new ApiError(503, 'SERVICE_UNAVAILABLE', 'Service Unavailable');
         if (query.format === 'json') reply.type('application/json; charset=utf-8').send(instanceJson(instance));
         else reply.redirect(instance.address + endPoint, 302);
@@ -208,13 +227,6 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
       },
     );
   };
-}
-
-/** Names that could never have been registered are a client error, not an unknown instance. */
-function instanceKey(serviceName: string, nodeName: string): InstanceKey {
-  const problems = [checkServiceName(serviceName), checkInstanceId(nodeName)].filter((p) => p !== undefined);
-  if (problems.length > 0) throw ApiError.validation(problems);
-  return { service: serviceName, id: nodeName };
 }
 
 function unknownInstance(serviceName: string, nodeName: string): ApiError {

@@ -68,6 +68,30 @@ export function runStoreConformance(backend: ConformanceBackend): void {
     return leader!;
   }
 
+  /**
+   * The current leader and a fencing token that is no longer current: on a
+   * shared backend the token of a leader that closed, so a new term began.
+   */
+  async function leaderAfterStaleTerm(replicas: readonly Replica[]): Promise<{ leader: Replica; stale: number; token: number }> {
+    let leader = await leaderOf(replicas);
+    let stale = leader.store.leadership().fencingToken - 1;
+    if (backend.shared) {
+      stale = leader.store.leadership().fencingToken;
+      await leader.store.close();
+      leader = await leaderOf(replicas.filter((r) => r !== leader), 'a new leader');
+    }
+    const token = leader.store.leadership().fencingToken;
+    assert.ok(token > stale);
+    return { leader, stale, token };
+  }
+
+  /** The type of the catalog event at `revision`. */
+  function eventAt(catalog: CheckedCatalog, revision: number): string | undefined {
+    const since = catalog.eventsSince(revision - 1);
+    assert.equal(since.kind, 'events');
+    return since.kind === 'events' ? since.events.find((e) => e.revision === revision)?.type : undefined;
+  }
+
   const suite = `store conformance (${backend.name})`;
 
   test(`${suite}: upsert stamps revisions and resolves once the change is in the catalog`, async (t) => {
@@ -243,16 +267,8 @@ export function runStoreConformance(backend: ConformanceBackend): void {
     const env = await setUp(t);
     if (env === null) return;
     const replicas = backend.shared ? await Promise.all([env.open(), env.open()]) : [await env.open()];
-    let leader = await leaderOf(replicas);
-    let stale = leader.store.leadership().fencingToken - 1;
-    if (backend.shared) {
-      stale = leader.store.leadership().fencingToken;
-      await leader.store.close();
-      leader = await leaderOf(replicas.filter((r) => r !== leader), 'a new leader');
-    }
+    const { leader, stale, token } = await leaderAfterStaleTerm(replicas);
     const { store, catalog } = leader;
-    const token = store.leadership().fencingToken;
-    assert.ok(token > stale);
     // Long enough that the backend cannot have expired it before the checks below.
     const target = await store.upsert(testInstance('api', 'target', { ttlMs: 60_000 }), Date.now());
     const lapsed = await store.upsert(testInstance('api', 'lapsed', { ttlMs }), Date.now() - 2 * ttlMs);
@@ -275,6 +291,111 @@ export function runStoreConformance(backend: ConformanceBackend): void {
     const reasons = new Map(catalog.removals.map((r) => [r.key, r.reason]));
     assert.equal(reasons.get(keyOf(target)), 'service_evicted');
     assert.equal(reasons.get(keyOf(lapsed)), 'service_expired');
+  });
+
+  test(`${suite}: update replaces the instance while its modifyRevision holds, and every replica applies it`, async (t) => {
+    const env = await setUp(t);
+    if (env === null) return;
+    const replicas = backend.shared ? await Promise.all([env.open(), env.open()]) : [await env.open()];
+    const [writer, other] = [replicas[0]!, replicas.at(-1)!];
+    const renewedAt = Date.now();
+    const stored = await writer.store.upsert(testInstance('api', 'a', { ttlMs: 60_000 }), renewedAt);
+    await waitFor(() => other.catalog.get(stored) !== undefined, 'the other replica to see the instance');
+
+    // As a health checker does: change the health of the version it read, keep the lease it saw.
+    const critical = await other.store.update({ ...stored, health: 'critical', healthReason: 'probe failed', healthChangedAt: renewedAt + 1 }, renewedAt, null);
+    assert.ok(critical !== null, 'an update of the current version succeeds');
+    assert.ok(Object.isFrozen(critical));
+    assert.equal(critical.createRevision, stored.createRevision, 'createRevision is kept');
+    assert.ok(critical.modifyRevision > stored.modifyRevision, 'a new modifyRevision');
+    assert.deepEqual(other.catalog.get(stored), critical, 'the updating replica has the update when update resolves');
+    const drained = await writer.store.update({ ...critical, status: 'draining', statusReason: 'deploy', statusChangedAt: renewedAt + 2 }, renewedAt, null);
+    assert.ok(drained !== null && drained.modifyRevision > critical.modifyRevision);
+    assert.equal(drained.createRevision, stored.createRevision);
+    assert.deepEqual([drained.health, drained.healthReason, drained.status, drained.statusReason], ['critical', 'probe failed', 'draining', 'deploy']);
+
+    for (const { catalog } of replicas) {
+      await waitFor(() => catalog.revision >= drained.modifyRevision, 'every replica to apply the updates');
+      assert.deepEqual(catalog.get(stored), drained);
+      assert.equal(eventAt(catalog, critical.modifyRevision), 'health_changed', 'a health-only change is a health event');
+      assert.equal(eventAt(catalog, drained.modifyRevision), 'service_updated');
+      assert.equal(catalog.entry(stored)?.renewedAt, renewedAt, 'the lease was not renewed');
+    }
+  });
+
+  test(`${suite}: update of a changed or absent instance resolves null and changes nothing`, async (t) => {
+    const env = await setUp(t);
+    if (env === null) return;
+    const replicas = backend.shared ? await Promise.all([env.open(), env.open()]) : [await env.open()];
+    const [writer, other] = [replicas[0]!, replicas.at(-1)!];
+    const renewedAt = Date.now();
+    const read = await writer.store.upsert(testInstance('api', 'a', { ttlMs: 60_000 }), renewedAt);
+    const changed = await other.store.upsert({ ...read, port: 9090 }, renewedAt);
+    await waitFor(() => writer.catalog.revision >= changed.modifyRevision, 'the writer to see the other change');
+    const before = writer.catalog.picture();
+
+    const critical = { ...read, health: 'critical' as const, healthReason: 'probe failed', healthChangedAt: renewedAt + 1 };
+    assert.equal(await writer.store.update(critical, renewedAt, null), null, 'the version read was changed since');
+    assert.equal(await writer.store.update({ ...critical, service: 'nope' }, renewedAt, null), null, 'an instance never registered');
+    assert.deepEqual(writer.catalog.picture(), before, 'the refused updates changed nothing');
+    const removedAt = await writer.store.remove(changed, 'deregistered');
+    assert.equal(await writer.store.update({ ...changed, health: 'critical' }, renewedAt, null), null, 'an instance removed since');
+    assert.equal(writer.catalog.get(changed), undefined, 'an update does not bring a removed instance back');
+
+    const next = await writer.store.upsert(testInstance('api', 'b'), renewedAt);
+    const delivered = writer.catalog.applied.filter((revision) => revision > before.revision);
+    assert.deepEqual(delivered, [removedAt, next.modifyRevision], 'the refused updates delivered no change');
+  });
+
+  test(`${suite}: update does not renew the lease: an instance updated before its deadline expires on time`, async (t) => {
+    const env = await setUp(t);
+    if (env === null) return;
+    const replicas = backend.shared ? [await env.open(), await env.open()] : [await env.open()];
+    const [owner, updater] = [replicas[0]!, replicas.at(-1)!];
+    runExpiry(t, replicas);
+    const renewedAt = Date.now();
+    const stored = await owner.store.upsert(testInstance('api', 'lapsing', { ttlMs }), renewedAt);
+    const deadline = renewedAt + ttlMs;
+
+    await new Promise((resolve) => setTimeout(resolve, deadline - ttlMs / 4 - Date.now()));
+    const seen = updater.catalog.entry(stored);
+    assert.ok(seen, 'the updating replica has the instance');
+    const updated = await updater.store.update({ ...seen.instance, health: 'warning', healthChangedAt: Date.now() }, seen.renewedAt, null);
+    assert.ok(updated !== null, 'updated before its deadline');
+    assert.equal(updater.catalog.entry(stored)?.renewedAt, renewedAt, 'the update kept the renewal time');
+
+    await waitFor(() => owner.catalog.removalOf(keyOf(stored)) !== undefined, 'the updated instance to expire', ttlMs + 5000);
+    const expired = owner.catalog.removals.find((r) => r.key === keyOf(stored))!;
+    assert.equal(expired.reason, 'service_expired');
+    assert.ok(expired.at >= deadline - 20, `expired ${deadline - expired.at} ms before its deadline`);
+    // Had the update renewed the lease, it would have expired 3/4 of a TTL after this deadline.
+    assert.ok(expired.at - deadline <= ttlMs / 2, `expired ${expired.at - deadline} ms after its original deadline: the update renewed the lease`);
+    for (const replica of replicas) {
+      await waitFor(() => replica.catalog.get(stored) === undefined, 'every replica to drop the expired instance');
+    }
+  });
+
+  test(`${suite}: a fenced update with a stale or future token is refused; the current token updates`, async (t) => {
+    const env = await setUp(t);
+    if (env === null) return;
+    const replicas = backend.shared ? await Promise.all([env.open(), env.open()]) : [await env.open()];
+    const { leader, stale, token } = await leaderAfterStaleTerm(replicas);
+    const { store, catalog } = leader;
+    const renewedAt = Date.now();
+    const target = await store.upsert(testInstance('api', 'target', { ttlMs: 60_000 }), renewedAt);
+    const critical = { ...target, health: 'critical' as const, healthReason: 'probe failed', healthChangedAt: renewedAt + 1 };
+
+    await assert.rejects(store.update(critical, renewedAt, stale), FencedError);
+    await assert.rejects(store.update(critical, renewedAt, token + 1), FencedError, 'a token from the future is not current either');
+    assert.deepEqual(catalog.get(target), target, 'a fenced update changed nothing');
+    assert.equal(catalog.revision, target.modifyRevision);
+
+    const updated = await store.update(critical, renewedAt, token);
+    assert.ok(updated !== null && updated.modifyRevision > target.modifyRevision);
+    assert.equal(updated.createRevision, target.createRevision);
+    assert.equal(catalog.get(target)?.health, 'critical');
+    assert.equal(await store.update(critical, renewedAt, token), null, 'the current token does not skip the compare');
+    assert.equal(eventAt(catalog, updated.modifyRevision), 'health_changed');
   });
 
   test(`${suite}: an open store reports its backend reachable`, async (t) => {

@@ -186,6 +186,53 @@ export class EtcdStore implements RegistryStore {
     }
   }
 
+  async update(instance: Instance, renewedAt: number, fencingToken: number | null): Promise<Instance | null> {
+    const live = this.writable();
+    if (fencingToken !== null) checkToken(fencingToken);
+    const valid = validInstance(instance);
+    const value = encodeRecord(valid, renewedAt);
+    // The catalog's modifyRevision is the key's mod_revision; no key was ever put at 0 or below.
+    if (!Number.isSafeInteger(instance.modifyRevision) || instance.modifyRevision <= 0) return null;
+    return this.write(`cannot update ${valid.service}/${valid.id}`, (deadline) =>
+      this.compareAndPut(live, valid, value, instance.modifyRevision, fencingToken, deadline),
+    );
+  }
+
+  /**
+   * Puts the record only while the key's mod_revision is still `modifyRevision`,
+   * keeping the key's lease (ignore_lease), so the update neither renews nor
+   * shortens it. Fenced as delete() fences an eviction: the transaction is
+   * nested in one that compares the leader key's create_revision with the token.
+   */
+  private async compareAndPut(
+    live: Live,
+    instance: Instance,
+    value: Buffer,
+    modifyRevision: number,
+    fencingToken: number | null,
+    deadline: number,
+  ): Promise<Instance | null> {
+    const key = this.keys.instance(instance);
+    const put: ITxnRequest = {
+      compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: modifyRevision }],
+      success: [{ request_put: { key, value, ignore_lease: true, prev_kv: true } }],
+      failure: [],
+    };
+    const request: ITxnRequest =
+      fencingToken === null
+        ? put
+        : { compare: [{ key: this.keys.leader, target: 'Create', result: 'Equal', create_revision: fencingToken }], success: [{ request_txn: put }], failure: [] };
+    const result = await this.client.kv.txn(request, until(deadline));
+    if (!result.succeeded && fencingToken !== null) throw fenced(fencingToken, 'update');
+    const inner = fencingToken === null ? result : result.responses[0]?.response_txn;
+    if (inner === undefined || !inner.succeeded) return null;
+    // The compare held, so the key existed and etcd returns the record the put replaced.
+    const createRevision = Number(inner.responses[0]!.response_put.prev_kv.create_revision);
+    const revision = Number(result.header.revision);
+    await live.feed.reached(revision, deadline + FEED_GRACE_MS - Date.now());
+    return withRevisions(instance, createRevision, revision);
+  }
+
   renew(instance: Instance, _renewedAt: number): void {
     // etcd counts a lease's TTL from when it receives the keep-alive, so the
     // renewal time itself is not sent.

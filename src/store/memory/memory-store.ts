@@ -202,6 +202,27 @@ export class MemoryStore implements RegistryStore {
     this.renewals.set(instance, renewedAt);
   }
 
+  /**
+   * The catalog is the state and is read and written in this synchronous
+   * step, so the compare and the write are atomic without a lock. Logged as
+   * an ordinary upsert: the line carries `renewedAt`, so a replay restores
+   * the same lease, not a renewed one.
+   */
+  async update(instance: Instance, renewedAt: number, fencingToken: number | null): Promise<Instance | null> {
+    if (fencingToken !== null) this.checkToken(fencingToken);
+    const { sink, source, writer } = this.writable();
+    requireFinite(renewedAt, 'renewedAt');
+    const stored = source.get(instance);
+    if (stored === undefined || stored.modifyRevision !== instance.modifyRevision) return null;
+    const rev = this.revision + 1;
+    const stamped = validated(() => stampedInstance(instance, stored.createRevision, rev));
+    this.revision = rev;
+    const durable = this.append(writer, upsertLine(rev, stamped, renewedAt));
+    sink.apply({ kind: 'upsert', revision: rev, instance: stamped, renewedAt });
+    await durable;
+    return stamped;
+  }
+
   remove(key: InstanceKey, reason: 'deregistered'): Promise<number | null> {
     return this.removeFor(key, reason);
   }

@@ -180,6 +180,22 @@ export class RedisStore implements RegistryStore {
     this.renewals.note(instance, renewedAt);
   }
 
+  async update(instance: Instance, renewedAt: number, fencingToken: number | null): Promise<Instance | null> {
+    this.writable();
+    requireFinite(renewedAt, 'renewedAt');
+    if (instance.service.includes('\n')) throw new TypeError('redis store: a service name cannot contain a newline');
+    const base = validated(() => stampedInstance(instance, 0, 0));
+    const token = fencingToken === null ? '' : tokenArg(fencingToken);
+    const reply = await this.command('the update', (c) =>
+      c.update(this.keys, memberOf(base), recordHead(base), instance.modifyRevision, renewedAt, this.feedMaxLen, token),
+    );
+    const [revision, createRevision] = reply as [number, number];
+    if (revision < 0) throw new FencedError(`redis store: fencing token ${fencingToken} is not the current leader's; ${base.service}/${base.id} was not updated`);
+    if (revision === 0) return null;
+    await this.applied(revision);
+    return Object.freeze({ ...base, createRevision, modifyRevision: revision });
+  }
+
   async remove(key: InstanceKey, reason: 'deregistered'): Promise<number | null> {
     this.writable();
     const revision = (await this.command('the deregistration', (c) =>

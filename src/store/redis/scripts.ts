@@ -85,6 +85,34 @@ return {tonumber(rev), tonumber(created)}`,
 });
 
 /**
+ * Compare-and-set: replaces the record (head as for upsert) only while its
+ * modifyRevision is still ARGV[3], fenced by the token unless it is ''.
+ * The lease is left alone (no ZADD): the feed entry's `at` is the renewal
+ * the caller last saw, so every catalog keeps the same deadline. Returns
+ * [revision, createRevision], [0, 0] when the instance is absent or was
+ * changed since, [-1, 0] when the token is not the current leader's.
+ */
+const update = defineScript({
+  NUMBER_OF_KEYS: 4,
+  SCRIPT: `${REVISION}${FENCED}
+if ARGV[6] ~= '' and fenced(KEYS[4], ARGV[6]) then return {-1, 0} end
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if not old then return {0, 0} end
+local created, modified = string.match(old, '"createRevision":(%d+),"modifyRevision":(%d+)}$')
+if modified ~= ARGV[3] then return {0, 0} end
+local rev = revision(KEYS[1])
+local record = ARGV[2] .. ',"createRevision":' .. created .. ',"modifyRevision":' .. rev .. '}'
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], rev .. '-0', 'op', 'upsert', 'at', ARGV[4], 'record', record)
+redis.call('HSET', KEYS[2], ARGV[1], record)
+return {tonumber(rev), tonumber(created)}`,
+  parseCommand(parser: CommandParser, k: Keys, member: string, head: string, modifyRevision: number, renewedAt: number, maxLen: number, token: string) {
+    keys(parser, k.rev, k.instances, k.feed, k.leader);
+    parser.push(member, head, String(modifyRevision), String(renewedAt), String(maxLen), token);
+  },
+  transformReply: raw,
+});
+
+/**
  * Removes one instance: a deregistration (token '') or an eviction fenced by
  * the token. Returns the revision, 0 when the instance is absent, -1 when
  * the token is not the current leader's.
@@ -236,4 +264,4 @@ return 0`,
   transformReply: raw,
 });
 
-export const SCRIPTS = { upsert, remove, expire, putKv, snapshot, probe, lead, resign };
+export const SCRIPTS = { upsert, update, remove, expire, putKv, snapshot, probe, lead, resign };

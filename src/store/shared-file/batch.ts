@@ -24,6 +24,8 @@ export interface Settle<T> {
 
 export type Op =
   | { readonly kind: 'upsert'; readonly instance: Instance; readonly renewedAt: number; readonly done: Settle<Instance> }
+  /** Compare-and-set on `instance.modifyRevision`; `token` null when not leader-only. */
+  | { readonly kind: 'update'; readonly instance: Instance; readonly renewedAt: number; readonly token: number | null; readonly done: Settle<Instance | null> }
   | { readonly kind: 'remove'; readonly key: InstanceKey; readonly done: Settle<number | null> }
   | { readonly kind: 'kv'; readonly key: string; readonly value: string | null; readonly done: Settle<number> }
   | { readonly kind: 'expire'; readonly now: number; readonly token: number; readonly taken: readonly CatalogEntry[]; readonly done: Settle<number> }
@@ -119,16 +121,33 @@ export function compose(batch: readonly Op[], ctx: ComposeContext): Composition 
     written.set(keyString(key), null);
     return rev;
   };
+  const put = (instance: Instance, createRevision: number, renewedAt: number): Instance => {
+    const rev = ++revision;
+    const stored: Instance = Object.freeze({ ...instance, createRevision: createRevision || rev, modifyRevision: rev });
+    entries.push({ op: 'upsert', rev, renewedAt, instance: stored });
+    written.set(keyString(stored), stored);
+    return stored;
+  };
 
   for (const op of batch) {
     if (op.done.settled) continue;
     switch (op.kind) {
       case 'upsert': {
-        const rev = ++revision;
-        const instance: Instance = Object.freeze({ ...op.instance, createRevision: op.instance.createRevision || rev, modifyRevision: rev });
-        entries.push({ op: 'upsert', rev, renewedAt: op.renewedAt, instance });
-        written.set(keyString(instance), instance);
+        const instance = put(op.instance, op.instance.createRevision, op.renewedAt);
         commit.push(() => op.done.resolve(instance));
+        break;
+      }
+      case 'update': {
+        const stored = current(op.instance);
+        if (op.token !== null && !fenceHolds(lead, self, op.token, at)) {
+          op.done.reject(fenced(op.token, lead, self, at, 'nothing was changed'));
+        } else if (stored === undefined || stored.modifyRevision !== op.instance.modifyRevision) {
+          op.done.resolve(null);
+        } else {
+          // A normal upsert entry: it carries the lease's renewal time as the caller last saw it, so the deadline stays put.
+          const instance = put(op.instance, stored.createRevision, op.renewedAt);
+          commit.push(() => op.done.resolve(instance));
+        }
         break;
       }
       case 'remove': {
@@ -218,7 +237,7 @@ function latestRenewals(renewals: ReadonlyMap<Instance, number>, present: (key: 
   return [...byKey.values()];
 }
 
-export function fenced(token: number, lead: Lead | null, self: string, at: number): FencedError {
+export function fenced(token: number, lead: Lead | null, self: string, at: number, outcome = 'nothing was removed'): FencedError {
   const holder = isLive(lead, at) ? `${lead.holder} leads with token ${lead.token}` : 'no replica leads';
-  return new FencedError(`shared-file store: fencing token ${token} of ${self} is not the current leader's (${holder}); nothing was removed`);
+  return new FencedError(`shared-file store: fencing token ${token} of ${self} is not the current leader's (${holder}); ${outcome}`);
 }

@@ -230,6 +230,20 @@ export class SharedFileStore implements RegistryStore {
     this.renewals.set(instance, renewedAt);
   }
 
+  /** The compare (and the fence) is decided in compose(), against the state the record will follow. */
+  async update(instance: Instance, renewedAt: number, fencingToken: number | null): Promise<Instance | null> {
+    const { feed } = this.writable();
+    requireFinite(renewedAt, 'renewedAt');
+    // Checked again against the log's head when the record is composed; this only spares a follower the queue.
+    if (fencingToken !== null && !fenceHolds(feed.lead, this.self, fencingToken, this.clock())) {
+      throw fenced(fencingToken, feed.lead, this.self, this.clock(), 'nothing was changed');
+    }
+    const checked = validated(() => stampedInstance(instance, instance.createRevision, instance.modifyRevision));
+    const { promise, done } = deferred<Instance | null>(this.writeTimeoutMs, 'the update');
+    this.enqueue({ kind: 'update', instance: checked, renewedAt, token: fencingToken, done });
+    return promise;
+  }
+
   async remove(key: InstanceKey, _reason: 'deregistered'): Promise<number | null> {
     this.writable();
     const { promise, done } = deferred<number | null>(this.writeTimeoutMs, 'the removal');

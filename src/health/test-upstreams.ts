@@ -1,0 +1,154 @@
+/**
+ * Real upstreams for the health tests, on 127.0.0.1 free ports: an HTTP
+ * server whose behaviour is switched by the test, counting every request and
+ * the most in flight at once; a TCP listener; a port with nothing on it.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+
+export type Behaviour =
+  | { kind: 'status'; status: number; body?: string }
+  /** Never answers (until the server closes). */
+  | { kind: 'hang' }
+  /** Destroys the connection without an answer. */
+  | { kind: 'reset' }
+  /** Answers `status` after `delayMs`. */
+  | { kind: 'slow'; delayMs: number; status?: number }
+  /** Sends the body in pieces, `delayMs` apart. */
+  | { kind: 'chunks'; chunks: string[]; delayMs: number }
+  /** Alternates 200 and 500, starting with 200. */
+  | { kind: 'flap' };
+
+export interface Upstream {
+  readonly port: number;
+  behaviour: Behaviour;
+  /** Requests received, per path and in all. */
+  readonly hits: Map<string, number>;
+  total(): number;
+  /** Responses sent with each status. */
+  readonly answered: Map<number, number>;
+  /** Requests being handled now, and the most ever at once. */
+  inFlight: number;
+  maxInFlight: number;
+  /** TCP connections accepted. */
+  connections: number;
+  close(): Promise<void>;
+}
+
+export async function startUpstream(behaviour: Behaviour): Promise<Upstream> {
+  const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  let flip = false;
+  const later = (ms: number, fn: () => void) => {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      fn();
+    }, ms);
+    timers.add(t);
+  };
+  const upstream: Upstream = {
+    port: 0,
+    behaviour,
+    hits: new Map(),
+    total: () => [...upstream.hits.values()].reduce((a, b) => a + b, 0),
+    answered: new Map(),
+    inFlight: 0,
+    maxInFlight: 0,
+    connections: 0,
+    close: async () => {
+      for (const t of timers) clearTimeout(t);
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  const answer = (res: ServerResponse, status: number, body = '') => {
+    upstream.answered.set(status, (upstream.answered.get(status) ?? 0) + 1);
+    res.writeHead(status, { 'content-type': 'text/plain' });
+    res.end(body);
+  };
+  const server: Server = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = req.url ?? '';
+    upstream.hits.set(path, (upstream.hits.get(path) ?? 0) + 1);
+    upstream.inFlight++;
+    upstream.maxInFlight = Math.max(upstream.maxInFlight, upstream.inFlight);
+    res.on('close', () => upstream.inFlight--);
+    const b = upstream.behaviour;
+    switch (b.kind) {
+      case 'status':
+        return answer(res, b.status, b.body);
+      case 'hang':
+        return;
+      case 'reset':
+        return req.socket.destroy();
+      case 'slow':
+        return later(b.delayMs, () => answer(res, b.status ?? 200, 'slow'));
+      case 'chunks': {
+        upstream.answered.set(200, (upstream.answered.get(200) ?? 0) + 1);
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        const rest = [...b.chunks];
+        const next = () => {
+          if (res.destroyed) return;
+          const chunk = rest.shift();
+          if (chunk === undefined) return void res.end();
+          res.write(chunk);
+          later(b.delayMs, next);
+        };
+        return next();
+      }
+      case 'flap':
+        flip = !flip;
+        return answer(res, flip ? 200 : 500);
+    }
+  });
+  server.on('connection', (socket: Socket) => {
+    upstream.connections++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  (upstream as { port: number }).port = (server.address() as AddressInfo).port;
+  return upstream;
+}
+
+export interface TcpListener {
+  readonly port: number;
+  connections: number;
+  close(): Promise<void>;
+}
+
+export async function startTcpListener(): Promise<TcpListener> {
+  const sockets = new Set<Socket>();
+  const listener: TcpListener = {
+    port: 0,
+    connections: 0,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  const server = createTcpServer((socket) => {
+    listener.connections++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  (listener as { port: number }).port = (server.address() as AddressInfo).port;
+  return listener;
+}
+
+/** A loopback port with nothing listening on it: connecting is refused. */
+export { freePort as closedPort } from '../../test/helpers/process.ts';
+
+/** Polls until `condition` holds; fails after `timeoutMs`. */
+export async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,17 @@
+import { Type } from 'typebox';
+import type { InstanceKey } from '../../core/instance.ts';
+import { checkInstanceId, checkServiceName, LIMITS } from '../../core/validation.ts';
+import { ApiError } from '../errors.ts';
+
+/** `:serviceName/:nodeName` in a route path. */
+export const InstanceParams = Type.Object({
+  serviceName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
+  nodeName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
+});
+
+/** Names that could never have been registered are a client error, not an unknown instance. */
+export function instanceKey(serviceName: string, nodeName: string): InstanceKey {
+  const problems = [checkServiceName(serviceName), checkInstanceId(nodeName)].filter((p) => p !== undefined);
+  if (problems.length > 0) throw ApiError.validation(problems);
+  return { service: serviceName, id: nodeName };
+}

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { call, type TestResponse } from '../helpers/maxine.ts';
 import { spawnMaxine, type MaxineProcess } from '../helpers/process.ts';
+import { startUpstream } from '../../src/health/test-upstreams.ts';
 
 /**
  * Failure behaviour of replicas sharing a store, with real processes: three
@@ -276,6 +277,62 @@ export function runClusterScenarios(backend: ClusterBackend): void {
     const expected = await listing(env.replicas[0]!);
     await waitFor(async () => (JSON.stringify(await listing(late)) === JSON.stringify(expected) ? true : undefined), 'the late replica to catch up', 5000);
     assert.equal(expected.instances.length, 51);
+  });
+
+  test(`${suite}: only the leader probes; its verdicts reach every replica; a new leader takes the probing over`, async (t) => {
+    const env = await setUp(t);
+    if (env === null) return;
+    const target = await startUpstream({ kind: 'status', status: 200 });
+    t.after(() => target.close());
+    const { replica: leader, token } = await leaderOf(env.replicas, 10_000);
+    const intervalMs = 200;
+    const registered = await call(env.replicas[1]!.url, 'POST', '/api/maxine/serviceops/register', {
+      hostName: '127.0.0.1',
+      nodeName: 'probed',
+      serviceName: 'checked',
+      port: target.port,
+      timeOut: 3600,
+      check: { type: 'http', path: '/hc', intervalMs, timeoutMs: 150, fall: 2, rise: 2, jitterMs: 0 },
+    });
+    assert.equal(registered.status, 200);
+    const probesIn = async (windowMs: number) => {
+      const before = target.hits.get('/hc') ?? 0;
+      await new Promise((resolve) => setTimeout(resolve, windowMs));
+      return (target.hits.get('/hc') ?? 0) - before;
+    };
+    await waitFor(async () => ((target.hits.get('/hc') ?? 0) > 0 ? true : undefined), 'the first probe', 5000);
+    const probes = await probesIn(2000);
+    console.log(`[${backend.name}] probes of one instance in 2 s at a ${intervalMs} ms interval, three replicas: ${probes}`);
+    // One prober makes about 10; three would make about 30.
+    assert.ok(probes >= 6 && probes <= 14, `${probes} probes in 2 s`);
+    for (const replica of env.replicas) {
+      const upstreams = (await call(replica.url, 'GET', '/api/actuator/upstreams?serviceName=checked')).json;
+      assert.equal(upstreams.checks.leading, replica === leader, `${replica.instanceId} leading`);
+      assert.equal(upstreams.services[0].instances[0].probe === null, replica !== leader, `${replica.instanceId} probe state`);
+    }
+
+    const healthEverywhere = (replicas: readonly Replica[], health: string) =>
+      waitFor(
+        async () => {
+          const seen = await Promise.all(
+            replicas.map(async (r) => (await call(r.url, 'GET', '/api/maxine/serviceops/servers?format=v2&serviceName=checked')).json.services[0]?.instances[0]?.health),
+          );
+          return seen.every((h) => h === health) ? true : undefined;
+        },
+        `every replica to list the instance ${health}`,
+        LEASE_MS + 8000,
+      );
+    target.behaviour = { kind: 'status', status: 503 };
+    await healthEverywhere(env.replicas, 'critical');
+
+    leader.child.kill('SIGKILL');
+    const survivors = env.replicas.filter((r) => r !== leader);
+    await leaderOf(survivors, LEASE_MS + 5000, token);
+    target.behaviour = { kind: 'status', status: 200 };
+    await healthEverywhere(survivors, 'passing');
+    const after = await probesIn(2000);
+    console.log(`[${backend.name}] probes in 2 s under the new leader: ${after}`);
+    assert.ok(after >= 6 && after <= 14, `${after} probes in 2 s under the new leader`);
   });
 
   test(`${suite}: a leader frozen past its lease and resumed cannot expire or evict anything`, async (t) => {

@@ -27,6 +27,15 @@ export interface Comparison {
   readonly ratio: number;
   /** The same per round: their spread shows how much the machine's noise moved the result. */
   readonly roundRatios: readonly number[];
+  /** Every measured round of each target, in order. */
+  readonly rounds: { readonly maxine: readonly LoadStats[]; readonly bare: readonly LoadStats[] };
+}
+
+/** One side of a comparison: where the load goes, what it sends, and the name printed for it. */
+export interface LoadTarget {
+  readonly label: string;
+  readonly url: string;
+  readonly requests: readonly RequestShape[];
 }
 
 /**
@@ -34,22 +43,43 @@ export interface Comparison {
  * machine (other load, thermal state) spreads over both; each measured run
  * has its own warm-up because the target sat idle during the other's run.
  */
-export async function compare(urls: { maxine: string; bare: string }, requests: readonly RequestShape[], opts: LoadOptions): Promise<Comparison> {
+export function compare(urls: { maxine: string; bare: string }, requests: readonly RequestShape[], opts: LoadOptions): Promise<Comparison> {
+  return compareTargets({ label: 'maxine', url: urls.maxine, requests }, { label: 'bare', url: urls.bare, requests }, opts);
+}
+
+/**
+ * `compare` for two targets that take different requests (the proxy's path
+ * against the upstream's own). `maxine` is the side measured, `bare` the
+ * reference; the labels are only what is printed.
+ */
+export async function compareTargets(maxine: LoadTarget, bare: LoadTarget, opts: LoadOptions): Promise<Comparison> {
   const samples = { maxine: [] as LoadStats[], bare: [] as LoadStats[] };
+  const targets = { maxine, bare };
+  const width = Math.max(6, maxine.label.length, bare.label.length);
   for (let round = 1; round <= opts.rounds; round++) {
-    for (const target of ['maxine', 'bare'] as const) {
-      if (opts.warmup > 0) await hit(target, urls[target], requests, opts.connections, opts.warmup);
-      const stats = await hit(target, urls[target], requests, opts.connections, opts.duration);
-      samples[target].push(stats);
-      console.log(`  ${`round ${round}/${opts.rounds}`.padEnd(11)}  ${target.padEnd(6)}  ${fmtLoad(stats)}`);
+    for (const side of ['maxine', 'bare'] as const) {
+      const target = targets[side];
+      const stats = await measure(target, opts.connections, opts.warmup, opts.duration);
+      samples[side].push(stats);
+      console.log(`  ${`round ${round}/${opts.rounds}`.padEnd(11)}  ${target.label.padEnd(width)}  ${fmtLoad(stats)}`);
     }
   }
-  const maxine = mean(samples.maxine);
-  const bare = mean(samples.bare);
-  console.log(`  ${'mean'.padEnd(11)}  maxine  ${fmtLoad(maxine)}`);
-  console.log(`  ${'mean'.padEnd(11)}  bare    ${fmtLoad(bare)}`);
+  const maxineMean = mean(samples.maxine);
+  const bareMean = mean(samples.bare);
+  console.log(`  ${'mean'.padEnd(11)}  ${maxine.label.padEnd(width)}  ${fmtLoad(maxineMean)}`);
+  console.log(`  ${'mean'.padEnd(11)}  ${bare.label.padEnd(width)}  ${fmtLoad(bareMean)}`);
   const roundRatios = samples.maxine.map((m, i) => m.rps / samples.bare[i]!.rps);
-  return { maxine, bare, ratio: maxine.rps / bare.rps, roundRatios };
+  return { maxine: maxineMean, bare: bareMean, ratio: maxineMean.rps / bareMean.rps, roundRatios, rounds: samples };
+}
+
+/**
+ * `warmup` seconds of discarded load (none for 0), then one measured run of
+ * `duration` seconds; as fast as the target answers, or at `rate` requests
+ * per second over all connections.
+ */
+export async function measure(target: LoadTarget, connections: number, warmup: number, duration: number, rate?: number): Promise<LoadStats> {
+  if (warmup > 0) await hit(target.label, target.url, target.requests, connections, warmup, rate);
+  return hit(target.label, target.url, target.requests, connections, duration, rate);
 }
 
 /**
@@ -58,13 +88,21 @@ export async function compare(urls: { maxine: string; bare: string }, requests: 
  * time rather than autocannon's histogram, which keeps whole milliseconds:
  * too coarse when a bare answer takes a fraction of one.
  */
-async function hit(target: string, url: string, requests: readonly RequestShape[], connections: number, seconds: number): Promise<LoadStats> {
+async function hit(
+  target: string,
+  url: string,
+  requests: readonly RequestShape[],
+  connections: number,
+  seconds: number,
+  rate?: number,
+): Promise<LoadStats> {
   const latencies = new Latencies();
   const result = await autocannon({
     url,
     connections,
     duration: seconds,
     requests: [...requests],
+    ...(rate === undefined ? {} : { overallRate: rate }),
   }).on('response', (_client, _status, _bytes, ms) => latencies.add(ms));
   const problems = [
     result.errors > 0 ? `${result.errors} errors` : '',
@@ -101,7 +139,7 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
 }
 
-function mean(samples: readonly LoadStats[]): LoadStats {
+export function mean(samples: readonly LoadStats[]): LoadStats {
   const avg = (pick: (s: LoadStats) => number) => samples.reduce((sum, s) => sum + pick(s), 0) / samples.length;
   return { rps: avg((s) => s.rps), p50: avg((s) => s.p50), p99: avg((s) => s.p99) };
 }

@@ -2,9 +2,11 @@
  * Maxine's benchmarks: `npm run bench [-- <scenario>...] [--duration s]
  * [--warmup s] [--rounds n] [--connections n]`.
  *
- * Every HTTP result is a ratio against a bare node:http server answering the
- * same bytes on the same machine in the same run; on a shared machine the
- * absolute numbers are noise, the ratio is the result.
+ * Every HTTP result is a ratio against a reference measured on the same
+ * machine in the same run: a bare node:http server answering the same bytes,
+ * or for `proxy` the upstream loaded directly, or for `checks-10k` the same
+ * Maxine with active health checks off. On a shared machine the absolute
+ * numbers are noise, the ratio is the result.
  */
 import { arch, cpus, loadavg, platform } from 'node:os';
 import { parseArgs } from 'node:util';

@@ -13,6 +13,7 @@ import {
   type Registration,
   type RequestShape,
 } from './servers.ts';
+import { UPSTREAM_SCENARIOS } from './upstream-scenarios.ts';
 
 export interface Scenario {
   readonly name: string;
@@ -246,6 +247,7 @@ export const SCENARIOS: readonly Scenario[] = [
   discover10k,
   heartbeat,
   memory,
+  ...UPSTREAM_SCENARIOS,
   discoverOnSharedStore('redis', startRedisBackend),
   discoverOnSharedStore('etcd', startEtcdBackend),
   registerOnSharedStore('redis', startRedisBackend, async (b) => redisRawWriteRate(b.port, WRITERS, 100_000)),

@@ -1,5 +1,5 @@
 /** Starting Maxine and the bare reference server, and talking to Maxine before the load. */
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -21,15 +21,17 @@ export interface Server {
 
 export interface MaxineServer extends Server {
   readonly dataDir: string;
+  readonly pid: number;
 }
 
 const STARTUP_TIMEOUT_MS = 30_000;
 
 /**
  * Maxine as users run it (bin/maxine.js serve), defaults except loopback,
- * port, data dir, log level and `storeArgs` (the store to use, when not local).
+ * port, data dir, log level and `extraArgs` (the store to use when not
+ * local, or settings a scenario is about, e.g. active health checks).
  */
-export async function startMaxine(storeArgs: readonly string[] = []): Promise<MaxineServer> {
+export async function startMaxine(extraArgs: readonly string[] = []): Promise<MaxineServer> {
   const dataDir = tempDir('maxine-bench-');
   const port = await freePort();
   const child = new Child('maxine', [
@@ -39,7 +41,7 @@ export async function startMaxine(storeArgs: readonly string[] = []): Promise<Ma
     '--port', String(port),
     '--data-dir', dataDir,
     '--log-level', 'warn',
-    ...storeArgs,
+    ...extraArgs,
   ]);
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
@@ -52,7 +54,7 @@ export async function startMaxine(storeArgs: readonly string[] = []): Promise<Ma
     await stop();
     throw error;
   }
-  return { url, dataDir, stop };
+  return { url, dataDir, pid: child.pid, stop };
 }
 
 /** The bare reference server, replaying `replies` (captured from Maxine). */
@@ -75,6 +77,50 @@ export async function startBare(replies: readonly CapturedReply[]): Promise<Serv
   }
   const { port } = JSON.parse(child.stdout.split('\n')[0]!) as { port: number };
   return { url: `http://127.0.0.1:${port}`, stop };
+}
+
+export interface Upstream {
+  /** The 127.0.0.1 ports it listens on. */
+  readonly ports: readonly number[];
+  readonly pid: number;
+  /** Stops it; resolves with how many requests it answered per path ('/hello', '/health', 'other'). */
+  stop(): Promise<Record<string, number>>;
+}
+
+/**
+ * A stand-in service (bench/upstream-server.ts) in a child process of its
+ * own, listening on `ports` free 127.0.0.1 ports, answering GET /hello and
+ * /health with 200 and a fixed ~100-byte JSON body, anything else 404.
+ */
+export async function startUpstream(ports = 1): Promise<Upstream> {
+  const child = new Child('upstream-server', ['--import', 'tsx', 'bench/upstream-server.ts', String(ports)]);
+  let served: Record<string, number> | undefined;
+  const stop = async (): Promise<Record<string, number>> => {
+    await child.stop();
+    if (served === undefined) {
+      const line = child.stdout.split('\n').find((l) => l.startsWith('{"served"'));
+      served = line === undefined ? {} : (JSON.parse(line) as { served: Record<string, number> }).served;
+    }
+    return served;
+  };
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  while (!child.stdout.includes('\n')) {
+    if (!child.isRunning || Date.now() > deadline) {
+      await stop();
+      throw new Error(`the upstream server did not start: ${child.describe()}`);
+    }
+    await sleep(50);
+  }
+  const listening = JSON.parse(child.stdout.split('\n')[0]!) as { ports: number[] };
+  return { ports: listening.ports, pid: child.pid, stop };
+}
+
+/** GET `url` and parse its JSON; fails on anything but a 200. For the occasional look at Maxine's state, not for load. */
+export async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`GET ${url} answered ${res.status}: ${text.slice(0, 300)}`);
+  return JSON.parse(text) as T;
 }
 
 /** Sends each request `times` times to Maxine and keeps what it answered, for the bare server to replay. */
@@ -177,6 +223,18 @@ export async function waitForSnapshot(dataDir: string, sinceMs: number, timeoutM
     await sleep(250);
   }
   return false;
+}
+
+/**
+ * CPU seconds (user + system, every thread) a running process has used so
+ * far, from /proc/<pid>/stat (Linux; in USER_HZ ticks of 10 ms). Steadier
+ * than req/s on a shared machine: it says what the process itself spent.
+ */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces: state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** A port free on 127.0.0.1 right now (Maxine's CLI is told a port; it does not report one it picked). */

@@ -11,6 +11,7 @@ import { compareTargets, mean, measure, type LoadOptions, type LoadStats, type L
 import { fmtLoad, fmtNum } from './report.ts';
 import type { Scenario } from './scenarios.ts';
 import { cpuSeconds, getJson, registerAll, startMaxine, startUpstream, waitForSnapshot, type MaxineServer, type Registration, type Upstream } from './servers.ts';
+import type { HealthCheckerStats } from '../src/health/checker.ts';
 
 /** Long enough that nothing expires during a run. */
 const TTL_SEC = 3600;
@@ -173,24 +174,8 @@ const DISCOVERED = 'bench-discover';
 
 const checkedService = (index: number) => (index === 0 ? DISCOVERED : `bench-chk-${String(index).padStart(4, '0')}`);
 
-/** The leader's checker as GET /api/actuator/upstreams reports it (HealthCheckerStats). */
-interface CheckerStats {
-  readonly enabled: boolean;
-  readonly leading: boolean;
-  readonly targets: number;
-  readonly inFlight: number;
-  readonly maxInFlight: number;
-  readonly lagMs: number;
-  readonly probes: number;
-  readonly passes: number;
-  readonly warnings: number;
-  readonly failures: number;
-  readonly dropped: number;
-  readonly writes: number;
-  readonly writeErrors: number;
-  readonly sockets: number;
-  readonly connects: number;
-}
+/** The leader's checker as GET /api/actuator/upstreams reports it. */
+type CheckerStats = HealthCheckerStats & { readonly enabled: boolean };
 
 function snapshotTime(maxine: MaxineServer): number {
   const file = join(maxine.dataDir, 'snapshot.json');

@@ -215,7 +215,7 @@ function globalCheck(path: string, defaults: CheckDefaults): HealthCheck {
 }
 
 /** A path (checkPath rules) optionally followed by `?query` of URL characters. */
-export function checkProbePath(value: string, field: string): FieldProblem | undefined {
+function checkProbePath(value: string, field: string): FieldProblem | undefined {
   if (value.length > LIMITS.pathLength) return { field, problem: `must be at most ${LIMITS.pathLength} characters` };
   const q = value.indexOf('?');
   const pathPart = q < 0 ? value : value.slice(0, q);

@@ -40,11 +40,6 @@ export class PolicyBook {
     return this.policies.get(service) ?? this.defaults;
   }
 
-  /** Services with a valid stored policy, for listings. */
-  stored(): IterableIterator<[string, ProxyPolicy]> {
-    return this.policies.entries();
-  }
-
   close(): void {
     this.unsubscribe();
   }

@@ -147,6 +147,11 @@ export class Catalog {
     return this.kv.get(key);
   }
 
+  /** Every KV entry, for readers that rebuild their view after a reset. */
+  kvEntries(): IterableIterator<[string, string]> {
+    return this.kv.entries();
+  }
+
   /** Pick an eligible instance, or undefined when none matches. */
   pick(service: string, filter: SelectionFilter, strategy: StrategyName, ctx: PickContext): Instance | undefined {
     const state = this.services.get(service);

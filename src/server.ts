@@ -1,8 +1,11 @@
 import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Server as TlsServer } from 'node:tls';
 import pino, { type Logger } from 'pino';
 import { Catalog } from './core/catalog.ts';
 import type { MaxineConfig } from './config/schema.ts';
 import { buildApp } from './http/app.ts';
+import type { DeclaredRoute } from './http/permissions.ts';
 import type { CheckDefaults } from './health/check-spec.ts';
 import { HealthChecker } from './health/checker.ts';
 import type { ProxyPolicy } from './proxy/policy.ts';
@@ -13,12 +16,19 @@ import { RuntimeConfig } from './registry/runtime-config.ts';
 import { openStore } from './store/open.ts';
 import { FencedError } from './store/store.ts';
 import { SwitchableLogDestination, type LogSwitches } from './observe/log-destination.ts';
+import { AuditLog } from './observe/audit.ts';
+import { OidcVerifier } from './auth/oidc.ts';
+import { Security } from './auth/security.ts';
+import type { ConfiguredUser } from './auth/bootstrap.ts';
+import { clientCertificateSubject, TlsReloader, tlsServerOptions, type TlsSettings } from './http/tls.ts';
 
 const DEFAULT_LOG_SWITCHES: LogSwitches = { logAsync: true, logFormat: 'JSON', logJsonPrettify: false };
 
 export interface RunningMaxine {
   readonly url: string;
   readonly logger: Logger;
+  /** Every route with its declared permission. */
+  readonly routes: readonly DeclaredRoute[];
   close(): Promise<void>;
 }
 
@@ -53,6 +63,31 @@ function proxyDefaultsOf(config: MaxineConfig): ProxyPolicy {
     outlierMaxEjectionMs: config.proxyOutlierMaxEjectionMs,
     outlierMaxEjectionPercent: config.proxyOutlierMaxEjectionPercent,
   };
+}
+
+function configuredUsers(config: MaxineConfig): ConfiguredUser[] {
+  return (['admin', 'operator', 'viewer'] as const).flatMap((role) => {
+    const userName = config[`${role}Username`];
+    const password = config[`${role}Password`];
+    return userName === undefined || password === undefined ? [] : [{ userName, password, role }];
+  });
+}
+
+function tlsSettingsOf(config: MaxineConfig): TlsSettings | undefined {
+  if (config.tlsCertFile === undefined || config.tlsKeyFile === undefined) return undefined;
+  return { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, clientCaFile: config.tlsClientCaFile ?? null, clientAuth: config.tlsClientAuth };
+}
+
+function oidcVerifierOf(config: MaxineConfig): OidcVerifier | null {
+  if (config.oidcIssuer === undefined || config.oidcAudience === undefined) return null;
+  return new OidcVerifier({
+    issuer: config.oidcIssuer,
+    audience: config.oidcAudience,
+    jwksUri: config.oidcJwksUri ?? null,
+    clockSkewSec: config.oidcClockSkewSec,
+    groupsClaim: config.oidcGroupsClaim,
+    roleMap: config.oidcRoleMap,
+  });
 }
 
 /** Wires one replica together: store -> catalog -> registry -> HTTP surfaces. */
@@ -101,33 +136,94 @@ export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> 
     },
     catalog,
   );
-  const app = await buildApp(
-    { registry, runtime, config, instanceId, clientAddress: clientAddressResolver(config.trustProxy), checkDefaults, proxy, checker },
-    { logger },
-  );
+  const audit = new AuditLog({
+    file: config.auditLogFile ?? join(config.dataDir, 'audit', 'audit.log'),
+    maxBytes: config.auditLogMaxBytes,
+    retainedFiles: config.auditLogFiles,
+    ringSize: config.auditRingSize,
+    onError: (error) => logger.error({ err: error }, 'writing the audit log failed'),
+  });
   const stopServices = async () => {
     await checker.stop();
     await proxy.close();
     await registry.stop();
+    await audit.close();
   };
+  let security: Security;
   try {
-    await app.listen({ host: config.host, port: config.port });
+    security = await Security.open({
+      catalog,
+      write: (key, value) => registry.putKv(key, value),
+      isLeader: () => registry.leadership().isLeader,
+      keys: {
+        jwtSecret: config.jwtSecret,
+        previousSecrets: config.jwtPreviousSecrets,
+        privateKeyFile: config.jwtPrivateKeyFile,
+        previousPublicKeyFiles: config.jwtPreviousPublicKeyFiles,
+      },
+      sessions: { accessTtlSec: config.jwtExpiresInSec, refreshTtlSec: config.jwtRefreshExpiresInSec },
+      configuredUsers: configuredUsers(config),
+      requireClientAuth: config.requireClientAuth,
+      signinAttemptsPerUser: config.signinAttemptsPerUser,
+      signinAttemptsPerAddress: config.signinAttemptsPerAddress,
+      oidc: oidcVerifierOf(config),
+      dataDir: config.dataDir,
+      // Straight to the terminal, not the log: the log may be shipped to places a password must not go.
+      announce: (message) => process.stderr.write(`\n${message}\n\n`),
+      onWarning: (message) => logger.warn(message),
+    });
   } catch (error) {
     await stopServices();
     throw error;
   }
+  const tls = tlsSettingsOf(config);
+  let reloader: TlsReloader | undefined;
+  const stopAll = async () => {
+    reloader?.close();
+    security.close();
+    await stopServices();
+  };
+  let app: Awaited<ReturnType<typeof buildApp>>;
+  try {
+    app = await buildApp(
+      { registry, runtime, config, instanceId, clientAddress: clientAddressResolver(config.trustProxy), checkDefaults, proxy, checker, security, audit },
+      {
+        logger,
+        ...(tls === undefined ? {} : { https: tlsServerOptions(tls) }),
+        ...(config.tlsClientAuth === 'none' ? {} : { certificateSubject: (request) => clientCertificateSubject(request.raw.socket) }),
+      },
+    );
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+  if (tls !== undefined) {
+    // Fastify types its server as http.Server whatever the options; with `https` it is a tls.Server.
+    reloader = new TlsReloader(app.server as unknown as TlsServer, tls, {
+      onReload: (fingerprint256) => logger.info({ fingerprint256 }, 'TLS certificate reloaded'),
+      onError: (error) => logger.error({ err: error }, 'TLS certificate reload failed; still serving the previous one'),
+    });
+  }
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+  reloader?.start();
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const url = `${tls === undefined ? 'http' : 'https'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   logger.info({ url, instanceId, store: store.kind, revision: catalog.revision, instances: catalog.instanceCount }, 'maxine listening');
   let closing: Promise<void> | undefined;
   return {
     url,
     logger,
+    routes: app.declaredRoutes,
     close: () => {
       closing ??= (async () => {
         await app.close();
-        await stopServices();
+        await stopAll();
         logger.info('maxine stopped');
         destination.flush();
       })();

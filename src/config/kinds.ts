@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { parseStrategy, STRATEGY_SPELLINGS } from '../core/selection/names.ts';
 import type { StrategyName } from '../core/selection/strategy.ts';
+import { isRole, ROLES, type Role } from '../auth/roles.ts';
 
 /** Outcome of parsing one raw value; `detail` narrows down what was wrong. */
 export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly detail?: string };
@@ -18,6 +19,8 @@ export interface Kind<T> {
   parse(raw: unknown): Parsed<T>;
   /** Renders a value (the default) the way a user would type it. */
   format(value: T): string;
+  /** Values are credentials: never echoed back in errors or help. */
+  readonly secret?: boolean;
 }
 
 const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
@@ -139,6 +142,7 @@ function urlWith(raw: string, protocols: readonly string[]): URL | undefined {
 export const redisUrl: Kind<string> = {
   expected: 'a redis:// or rediss:// URL',
   metavar: 'url',
+  secret: true,
   parse(raw) {
     if (typeof raw !== 'string') return bad();
     return urlWith(raw.trim(), ['redis:', 'rediss:']) === undefined ? bad() : ok(raw.trim());
@@ -225,4 +229,85 @@ export const trustProxy: Kind<TrustProxy> = {
     return addressList(raw.split(','));
   },
   format: (value) => (Array.isArray(value) ? value.join(',') : String(value)),
+};
+
+/** An http:// or https:// URL. */
+export const httpUrl: Kind<string> = {
+  expected: 'an http:// or https:// URL',
+  metavar: 'url',
+  parse(raw) {
+    if (typeof raw !== 'string') return bad();
+    return urlWith(raw.trim(), ['http:', 'https:']) === undefined ? bad() : ok(raw.trim());
+  },
+  format: String,
+};
+
+/** A password or signing secret of at least `minLength` characters, taken as given (spaces included). */
+export function secret(minLength: number): Kind<string> {
+  return {
+    expected: `a secret of at least ${minLength} characters`,
+    metavar: 'secret',
+    secret: true,
+    parse(raw) {
+      return typeof raw === 'string' && raw.length >= minLength ? ok(raw) : bad();
+    },
+    format: () => '(hidden)',
+  };
+}
+
+/** Comma-separated secrets (or a list in the config file), each at least `minLength` characters. */
+export function secretList(minLength: number): Kind<readonly string[]> {
+  return {
+    expected: `a comma-separated list of secrets of at least ${minLength} characters each`,
+    metavar: 'secrets',
+    secret: true,
+    parse(raw) {
+      const entries = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined;
+      if (entries === undefined || !entries.every((e) => typeof e === 'string' && e.length >= minLength)) return bad();
+      return ok(Object.freeze(entries as string[]));
+    },
+    format: (value) => (value.length === 0 ? 'none' : '(hidden)'),
+  };
+}
+
+/** Comma-separated file paths (or a list in the config file). */
+export const pathList: Kind<readonly string[]> = {
+  expected: 'a comma-separated list of paths',
+  metavar: 'paths',
+  parse(raw) {
+    const entries = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined;
+    if (entries === undefined) return bad();
+    const list = entries.map((e) => (typeof e === 'string' ? e.trim() : ''));
+    return list.every((e) => e !== '') ? ok(Object.freeze(list)) : bad();
+  },
+  format: (value) => (value.length === 0 ? 'none' : value.join(',')),
+};
+
+/** `value=role` pairs, comma-separated (or an object in the config file): claim values mapped to Maxine roles. */
+export const roleMap: Kind<ReadonlyMap<string, Role>> = {
+  expected: `comma-separated value=role pairs (roles: ${ROLES.join(', ')})`,
+  metavar: 'pairs',
+  parse(raw) {
+    let pairs: [string, unknown][];
+    if (typeof raw === 'string') {
+      pairs = raw
+        .split(',')
+        .filter((p) => p.trim() !== '')
+        .map((p) => {
+          const at = p.lastIndexOf('=');
+          return at < 0 ? [p.trim(), undefined] : [p.slice(0, at).trim(), p.slice(at + 1).trim().toLowerCase()];
+        });
+    } else if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+      pairs = Object.entries(raw);
+    } else {
+      return bad();
+    }
+    const map = new Map<string, Role>();
+    for (const [value, role] of pairs) {
+      if (value === '' || !isRole(role)) return bad(`${JSON.stringify(value)} must map to one of ${ROLES.join(', ')}`);
+      map.set(value, role);
+    }
+    return ok(map);
+  },
+  format: (value) => (value.size === 0 ? 'none' : [...value].map(([k, v]) => `${k}=${v}`).join(',')),
 };

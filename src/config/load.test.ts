@@ -81,6 +81,35 @@ describe('loadConfig defaults', () => {
       proxyOutlierMaxEjectionMs: 300000,
       proxyOutlierMaxEjectionPercent: 50,
       shutdownTimeoutMs: 10000,
+      requireClientAuth: false,
+      adminUsername: undefined,
+      adminPassword: undefined,
+      operatorUsername: undefined,
+      operatorPassword: undefined,
+      viewerUsername: undefined,
+      viewerPassword: undefined,
+      jwtSecret: undefined,
+      jwtPreviousSecrets: [],
+      jwtPrivateKeyFile: undefined,
+      jwtPreviousPublicKeyFiles: [],
+      jwtExpiresInSec: 3600,
+      jwtRefreshExpiresInSec: 604800,
+      signinAttemptsPerUser: 5,
+      signinAttemptsPerAddress: 30,
+      oidcIssuer: undefined,
+      oidcAudience: undefined,
+      oidcJwksUri: undefined,
+      oidcClockSkewSec: 30,
+      oidcGroupsClaim: 'groups',
+      oidcRoleMap: new Map(),
+      tlsCertFile: undefined,
+      tlsKeyFile: undefined,
+      tlsClientCaFile: undefined,
+      tlsClientAuth: 'none',
+      auditLogFile: undefined,
+      auditLogFiles: 10,
+      auditLogMaxBytes: 10485760,
+      auditRingSize: 1000,
       configFile: undefined,
     });
     assert.deepEqual(Object.keys(config).sort(), CONFIG_SETTINGS.map((s) => s.key).sort());
@@ -171,7 +200,16 @@ describe('invalid values name the setting and its allowed values', () => {
     [{ trustProxy: 'maybe' }, '--trust-proxy / MAXINE_TRUST_PROXY: "maybe" is not true, false, a hop count'],
     [{ dataDir: ' ' }, '--data-dir / MAXINE_DATA_DIR: " " is not a non-empty path'],
     [{ registryStateMode: 'zookeeper' }, '--registry-state-mode / MAXINE_REGISTRY_STATE_MODE: "zookeeper" is not one of local, shared-file, redis, etcd'],
-    [{ redisUrl: 'http://127.0.0.1:6379' }, '--redis-url / MAXINE_REGISTRY_REDIS_URL: "http://127.0.0.1:6379" is not a redis:// or rediss:// URL'],
+    // A URL may carry a password: never echoed back.
+    [{ redisUrl: 'http://user:pw@127.0.0.1:6379' }, '--redis-url / MAXINE_REGISTRY_REDIS_URL: the given value (hidden) is not a redis:// or rediss:// URL'],
+    [{ jwtSecret: 'short-secret' }, '--jwt-secret / MAXINE_JWT_SECRET: the given value (hidden) is not a secret of at least 32 characters'],
+    [{ adminUsername: 'root' }, '--admin-username / MAXINE_ADMIN_USERNAME: set together with --admin-password / MAXINE_ADMIN_PASSWORD'],
+    [{ adminUsername: 'root', adminPassword: 'short' }, '--admin-password / MAXINE_ADMIN_PASSWORD: the given value (hidden) is not a secret of at least 8 characters'],
+    [{ oidcIssuer: 'https://id.example' }, '--oidc-audience / MAXINE_OIDC_AUDIENCE: required when an OIDC issuer is set'],
+    [{ oidcRoleMap: 'admins=root' }, '--oidc-role-map / MAXINE_OIDC_ROLE_MAP: "admins=root" is not comma-separated value=role pairs'],
+    [{ tlsCertFile: 'cert.pem' }, '--tls-cert-file / MAXINE_TLS_CERT_FILE: set together with --tls-key-file / MAXINE_TLS_KEY_FILE'],
+    [{ tlsClientAuth: 'required' }, '--tls-client-auth / MAXINE_TLS_CLIENT_AUTH: required needs --tls-client-ca-file / MAXINE_TLS_CLIENT_CA_FILE and a server certificate'],
+    [{ jwtSecret: 'x'.repeat(32), jwtPrivateKeyFile: 'key.pem' }, '--jwt-private-key-file / MAXINE_JWT_PRIVATE_KEY_FILE: set either it or --jwt-secret / MAXINE_JWT_SECRET, not both'],
     [{ registryStateMode: 'redis' }, '--redis-url / MAXINE_REGISTRY_REDIS_URL: required when the registry state mode is redis'],
     [{ etcdEndpoints: 'http://127.0.0.1:2379,etcd:2379' }, '--etcd-endpoints / MAXINE_REGISTRY_ETCD_ENDPOINTS: "http://127.0.0.1:2379,etcd:2379" is not a comma-separated list of http:// or https:// URLs ("etcd:2379" is not an http(s) URL)'],
     [{ instanceId: '../x' }, '--instance-id / MAXINE_INSTANCE_ID: "../x" is not letters, digits and . _ -'],
@@ -191,6 +229,16 @@ describe('invalid values name the setting and its allowed values', () => {
       assert.ok(err.message.includes(expected));
     });
   }
+
+  test('secrets are never echoed back in problems', () => {
+    const err = problemsOf({ jwtSecret: 'hunter2-secret', redisUrl: 'http://user:pw-in-url@host' });
+    assert.ok(!err.message.includes('hunter2') && !err.message.includes('pw-in-url'), err.message);
+  });
+
+  test('the OIDC role map reads value=role pairs, roles in any case', () => {
+    const config = load({ oidcRoleMap: 'platform-admins=admin, sre=Operator,' });
+    assert.deepEqual([...config.oidcRoleMap], [['platform-admins', 'admin'], ['sre', 'operator']]);
+  });
 
   test('an unknown strategy lists every accepted spelling, original codes included', () => {
     const [problem] = problemsOf({ strategy: 'fastest' }).problems;

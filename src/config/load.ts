@@ -60,7 +60,9 @@ function resolve(s: AnySetting, opts: LoadConfigOptions, file: FileValues, probl
   const result = s.kind.parse(value.raw);
   if (result.ok) return result.value;
   const detail = result.detail === undefined ? '' : ` (${result.detail})`;
-  problems.push(`${settingLabel(s)}: ${display(value.raw)} is not ${s.kind.expected}${detail} [from ${value.source}]`);
+  const shown = s.kind.secret === true ? 'the given value (hidden)' : display(value.raw);
+  const why = s.kind.secret === true ? '' : detail;
+  problems.push(`${settingLabel(s)}: ${shown} is not ${s.kind.expected}${why} [from ${value.source}]`);
   return undefined;
 }
 
@@ -134,6 +136,35 @@ function crossCheck(config: MaxineConfig): string[] {
     problems.push(
       `${label('activeHealthCheckTimeoutMs')}: ${config.activeHealthCheckTimeoutMs} must not exceed the check interval (${config.activeHealthCheckIntervalMs} ms)`,
     );
+  }
+  problems.push(...securityCrossCheck(config, label));
+  return problems;
+}
+
+function securityCrossCheck(config: MaxineConfig, label: (key: AnySetting['key']) => string): string[] {
+  const problems: string[] = [];
+  for (const role of ['admin', 'operator', 'viewer'] as const) {
+    if ((config[`${role}Username`] === undefined) !== (config[`${role}Password`] === undefined)) {
+      problems.push(`${label(`${role}Username`)}: set together with ${label(`${role}Password`)}`);
+    }
+  }
+  if (config.jwtSecret !== undefined && config.jwtPrivateKeyFile !== undefined) {
+    problems.push(`${label('jwtPrivateKeyFile')}: set either it or ${label('jwtSecret')}, not both`);
+  }
+  if (config.jwtPreviousSecrets.length > 0 && config.jwtSecret === undefined) {
+    problems.push(`${label('jwtPreviousSecrets')}: needs ${label('jwtSecret')} (the current secret)`);
+  }
+  if (config.jwtPreviousPublicKeyFiles.length > 0 && config.jwtPrivateKeyFile === undefined) {
+    problems.push(`${label('jwtPreviousPublicKeyFiles')}: needs ${label('jwtPrivateKeyFile')} (the current key)`);
+  }
+  if (config.oidcIssuer !== undefined && config.oidcAudience === undefined) {
+    problems.push(`${label('oidcAudience')}: required when an OIDC issuer is set`);
+  }
+  if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) {
+    problems.push(`${label('tlsCertFile')}: set together with ${label('tlsKeyFile')}`);
+  }
+  if (config.tlsClientAuth !== 'none' && (config.tlsClientCaFile === undefined || config.tlsCertFile === undefined)) {
+    problems.push(`${label('tlsClientAuth')}: ${config.tlsClientAuth} needs ${label('tlsClientCaFile')} and a server certificate`);
   }
   return problems;
 }

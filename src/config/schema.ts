@@ -1,10 +1,16 @@
 import { STORE_KINDS } from '../store/store.ts';
 import { PATH_PATTERN } from '../core/validation.ts';
+import { MIN_PASSWORD_LENGTH } from '../auth/passwords.ts';
 import {
   boolean,
   endpointList,
   headerName,
   host,
+  httpUrl,
+  pathList,
+  roleMap,
+  secret,
+  secretList,
   integer,
   oneOf,
   optional,
@@ -45,6 +51,34 @@ const KEY_PREFIX = /^[A-Za-z0-9._:/-]{1,100}$/;
 const INSTANCE_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const FSYNC_MODES = ['always', 'interval', 'never'] as const;
+const CLIENT_AUTH_MODES = ['none', 'optional', 'required'] as const;
+const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+const USER_NAME_EXPECTED = 'a user name (letters, digits, . _ @ -; up to 64 characters)';
+/** Below this an HMAC key is guessable offline from any token it signed. */
+const MIN_JWT_SECRET_LENGTH = 32;
+
+/** MAXINE_<ROLE>_USERNAME / _PASSWORD: the original's way to create users at start. */
+function userSettings<const R extends 'admin' | 'operator' | 'viewer'>(role: R) {
+  const upper = role.toUpperCase() as Uppercase<R>;
+  return [
+    setting({
+      key: `${role}Username` as `${R}Username`,
+      flag: `--${role}-username`,
+      env: [`MAXINE_${upper}_USERNAME`],
+      kind: optional(word(USER_NAME, USER_NAME_EXPECTED)),
+      default: undefined,
+      description: `Creates this ${role} at start when no user of that name exists (needs the password setting too).`,
+    }),
+    setting({
+      key: `${role}Password` as `${R}Password`,
+      flag: `--${role}-password`,
+      env: [`MAXINE_${upper}_PASSWORD`],
+      kind: optional(secret(MIN_PASSWORD_LENGTH)),
+      default: undefined,
+      description: `Password of the ${role} created at start (prefer the environment variable: flags show in process lists).`,
+    }),
+  ] as const;
+}
 /** A URL path starting with '/', as instance paths are written. */
 const URL_PATH = new RegExp(PATH_PATTERN.replace('^', '^/'));
 
@@ -445,6 +479,193 @@ export const CONFIG_SETTINGS = [
     kind: integer(0, 100),
     default: 50,
     description: "Outlier detection: never eject more than this share of a service's instances.",
+  }),
+  setting({
+    key: 'requireClientAuth',
+    flag: '--require-client-auth',
+    env: ['MAXINE_REQUIRE_CLIENT_AUTH'],
+    kind: boolean,
+    default: false,
+    description: 'Registration, heartbeats, deregistration, discovery and the proxy need credentials too (off: open, as in the original).',
+  }),
+  ...userSettings('admin'),
+  ...userSettings('operator'),
+  ...userSettings('viewer'),
+  setting({
+    key: 'jwtSecret',
+    flag: '--jwt-secret',
+    env: ['MAXINE_JWT_SECRET'],
+    kind: optional(secret(MIN_JWT_SECRET_LENGTH)),
+    default: undefined,
+    description: 'HMAC secret session tokens are signed with; unset: a random one kept in the store, shared by all replicas.',
+  }),
+  setting({
+    key: 'jwtPreviousSecrets',
+    flag: '--jwt-previous-secrets',
+    env: ['MAXINE_JWT_PREVIOUS_SECRETS'],
+    kind: secretList(MIN_JWT_SECRET_LENGTH),
+    default: [],
+    description: 'Earlier secrets whose tokens are still accepted (comma-separated), for rotation.',
+  }),
+  setting({
+    key: 'jwtPrivateKeyFile',
+    flag: '--jwt-private-key-file',
+    env: ['MAXINE_JWT_PRIVATE_KEY_FILE'],
+    kind: optional(path),
+    default: undefined,
+    description: 'PEM private key (EC P-256/P-384, RSA, Ed25519) to sign session tokens with instead of a secret; its public key is served as a JWKS.',
+  }),
+  setting({
+    key: 'jwtPreviousPublicKeyFiles',
+    flag: '--jwt-previous-public-key-files',
+    env: ['MAXINE_JWT_PREVIOUS_PUBLIC_KEY_FILES'],
+    kind: pathList,
+    default: [],
+    description: 'PEM public keys whose tokens are still accepted (comma-separated), for key rotation.',
+  }),
+  setting({
+    key: 'jwtExpiresInSec',
+    flag: '--jwt-expires-in-sec',
+    env: ['MAXINE_JWT_EXPIRES_IN_SEC'],
+    kind: integer(60, 86_400),
+    default: 3600,
+    description: 'Lifetime of an access token, seconds.',
+  }),
+  setting({
+    key: 'jwtRefreshExpiresInSec',
+    flag: '--jwt-refresh-expires-in-sec',
+    env: ['MAXINE_JWT_REFRESH_EXPIRES_IN_SEC'],
+    kind: integer(300, 90 * 86_400),
+    default: 7 * 86_400,
+    description: 'Lifetime of a refresh token, seconds.',
+  }),
+  setting({
+    key: 'signinAttemptsPerUser',
+    flag: '--signin-attempts-per-user',
+    env: ['MAXINE_SIGNIN_ATTEMPTS_PER_USER'],
+    kind: integer(1, 10_000),
+    default: 5,
+    description: 'Failed sign-ins allowed per user name per minute (per replica); more get 429.',
+  }),
+  setting({
+    key: 'signinAttemptsPerAddress',
+    flag: '--signin-attempts-per-address',
+    env: ['MAXINE_SIGNIN_ATTEMPTS_PER_ADDRESS'],
+    kind: integer(1, 100_000),
+    default: 30,
+    description: 'Sign-ins allowed per client address per minute (per replica); more get 429.',
+  }),
+  setting({
+    key: 'oidcIssuer',
+    flag: '--oidc-issuer',
+    env: ['MAXINE_OIDC_ISSUER'],
+    kind: optional(httpUrl),
+    default: undefined,
+    description: "Accept bearer tokens from this OpenID Connect issuer (its `iss`, exactly); keys come from its JWKS.",
+  }),
+  setting({
+    key: 'oidcAudience',
+    flag: '--oidc-audience',
+    env: ['MAXINE_OIDC_AUDIENCE'],
+    kind: optional(word(/^[\x21-\x7e]{1,200}$/, 'an audience (printable characters, no spaces)')),
+    default: undefined,
+    description: 'Required `aud` of OIDC tokens (required with the issuer).',
+  }),
+  setting({
+    key: 'oidcJwksUri',
+    flag: '--oidc-jwks-uri',
+    env: ['MAXINE_OIDC_JWKS_URI'],
+    kind: optional(httpUrl),
+    default: undefined,
+    description: "The issuer's JWKS; unset: read from its /.well-known/openid-configuration.",
+  }),
+  setting({
+    key: 'oidcClockSkewSec',
+    flag: '--oidc-clock-skew-sec',
+    env: ['MAXINE_OIDC_CLOCK_SKEW_SEC'],
+    kind: integer(0, 600),
+    default: 30,
+    description: 'Clock difference tolerated when checking OIDC token times, seconds.',
+  }),
+  setting({
+    key: 'oidcGroupsClaim',
+    flag: '--oidc-groups-claim',
+    env: ['MAXINE_OIDC_GROUPS_CLAIM'],
+    kind: word(/^[A-Za-z0-9_:.-]{1,100}$/, 'a claim name (dotted for nested claims)'),
+    default: 'groups',
+    description: "OIDC claim holding the caller's groups (a string or a list; dotted path for nested claims).",
+  }),
+  setting({
+    key: 'oidcRoleMap',
+    flag: '--oidc-role-map',
+    env: ['MAXINE_OIDC_ROLE_MAP'],
+    kind: roleMap,
+    default: new Map(),
+    description: 'OIDC group to Maxine role, e.g. `platform-admins=admin,sre=operator`; the strongest match wins.',
+  }),
+  setting({
+    key: 'tlsCertFile',
+    flag: '--tls-cert-file',
+    env: ['MAXINE_TLS_CERT_FILE'],
+    kind: optional(path),
+    default: undefined,
+    description: 'Serve HTTPS with this PEM certificate (chain); reloaded when the file changes.',
+  }),
+  setting({
+    key: 'tlsKeyFile',
+    flag: '--tls-key-file',
+    env: ['MAXINE_TLS_KEY_FILE'],
+    kind: optional(path),
+    default: undefined,
+    description: "The certificate's PEM private key; reloaded when the file changes.",
+  }),
+  setting({
+    key: 'tlsClientCaFile',
+    flag: '--tls-client-ca-file',
+    env: ['MAXINE_TLS_CLIENT_CA_FILE'],
+    kind: optional(path),
+    default: undefined,
+    description: 'CA bundle client certificates must chain to (mTLS).',
+  }),
+  setting({
+    key: 'tlsClientAuth',
+    flag: '--tls-client-auth',
+    env: ['MAXINE_TLS_CLIENT_AUTH'],
+    kind: oneOf(CLIENT_AUTH_MODES),
+    default: 'none',
+    description: 'mTLS: `optional` accepts client certificates as identities (`cert:<subject>` in ACL rules), `required` also refuses clients without one.',
+  }),
+  setting({
+    key: 'auditLogFile',
+    flag: '--audit-log-file',
+    env: ['MAXINE_AUDIT_LOG_FILE'],
+    kind: optional(path),
+    default: undefined,
+    description: 'Audit log (JSON lines); unset: audit/audit.log in the data directory.',
+  }),
+  setting({
+    key: 'auditLogMaxBytes',
+    flag: '--audit-log-max-bytes',
+    env: ['MAXINE_AUDIT_LOG_MAX_BYTES'],
+    kind: integer(4096, 1024 ** 3),
+    default: 10 * 1024 * 1024,
+    description: 'Size at which the audit log is rotated.',
+  }),
+  setting({
+    key: 'auditLogFiles',
+    flag: '--audit-log-files',
+    env: ['MAXINE_AUDIT_LOG_FILES'],
+    kind: integer(0, 1000),
+    default: 10,
+    description: 'Rotated audit log files kept besides the current one.',
+  }),
+  setting({
+    key: 'auditRingSize',
+    flag: '--audit-ring-size',
+    env: ['MAXINE_AUDIT_RING_SIZE'],
+    kind: integer(10, 100_000),
+    default: 1000,
+    description: 'Recent audit events kept in memory for /api/actuator/audit.',
   }),
   CONFIG_FILE,
 ] as const;

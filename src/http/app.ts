@@ -13,7 +13,11 @@ import { policyRoutes } from './maxine/policies.ts';
 import { upstreamsRoute } from './actuator/upstreams.ts';
 import { proxyRoutes } from './proxy/routes.ts';
 import { requestIdGenerator } from './request-id.ts';
-import { installPermissions, OPEN_AUTHORIZER, type Authorizer } from './permissions.ts';
+import { installPermissions, type DeclaredRoute } from './permissions.ts';
+import { installAccessControl } from './access.ts';
+import { sessionRoutes } from './auth/sessions.ts';
+import { identityRoutes } from './auth/identities.ts';
+import { auditRoute } from './actuator/audit.ts';
 import { HealthCheckBody, InstanceBody, LeasedInstanceBody } from './views.ts';
 
 /** Present (value "true") on every response while the store's backend is unreachable. */
@@ -30,12 +34,23 @@ function answerBadUrl(error: FastifyError, _request: FastifyRequest, reply: Fast
 
 export interface AppOptions {
   readonly logger: FastifyBaseLogger;
-  readonly authorizer?: Authorizer;
+  /** Node https options (certificate, key, client CA): serves HTTPS when present. */
+  readonly https?: import('node:https').ServerOptions;
+  /** The verified client certificate's subject, when mTLS is on. */
+  readonly certificateSubject?: (request: FastifyRequest) => string | null;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route with its declared permission, complete once the app is ready (the access tests enumerate it). */
+    readonly declaredRoutes: readonly DeclaredRoute[];
+  }
 }
 
 export async function buildApp(ctx: AppContext, options: AppOptions): Promise<FastifyInstance> {
   const requestId = requestIdGenerator();
   const app = Fastify({
+    ...(options.https === undefined ? {} : { https: options.https }),
     // No logger for fastify itself: with one it builds a child logger and
     // response listeners for every request, measured (pinned A/B runs) costing over
     // a tenth of discover throughput. Maxine logs what matters itself:
@@ -54,7 +69,14 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   });
 
   installErrorHandling(app, options.logger);
-  installPermissions(app, options.authorizer ?? OPEN_AUTHORIZER);
+  app.decorate('declaredRoutes', installPermissions(app));
+  installAccessControl(app, {
+    authenticator: ctx.security.authenticator,
+    policy: () => ctx.security.policy(),
+    audit: ctx.audit,
+    clientAddress: ctx.clientAddress,
+    ...(options.certificateSubject === undefined ? {} : { certificateSubject: options.certificateSubject }),
+  });
   // Callback-style, not async: this runs on every request and a promise per request shows in the benchmarks.
   const { registry } = ctx;
   app.addHook('onRequest', (request, reply, done) => {
@@ -84,6 +106,15 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
         { name: 'lightning', description: "The original Lightning mode's root routes" },
         { name: 'actuator', description: 'Operational endpoints' },
       ],
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'A session token from /api/maxine/signin, a service token (mxt_…) or an OIDC access token; see docs/security.md',
+          },
+        },
+      },
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
@@ -103,6 +134,9 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   await app.register(policyRoutes(ctx), { prefix: '/api/maxine/serviceops' });
   await app.register(proxyRoutes(ctx, PROXY_PREFIX, 'maxine'), { prefix: PROXY_PREFIX });
   await app.register(controlRoutes(ctx), { prefix: '/api/maxine/control' });
+  await app.register(sessionRoutes(ctx), { prefix: '/api/maxine' });
+  await app.register(identityRoutes(ctx), { prefix: '/api/maxine' });
+  await app.register(auditRoute(ctx), { prefix: '/api/actuator' });
   await app.register(actuatorRoutes(ctx), { prefix: '/api/actuator' });
   await app.register(upstreamsRoute(ctx), { prefix: '/api/actuator' });
   await app.register(lightningRoutes(ctx));

@@ -1,4 +1,6 @@
+import type { Security } from '../auth/security.ts';
 import type { MaxineConfig } from '../config/schema.ts';
+import type { AuditLog } from '../observe/audit.ts';
 import type { CheckDefaults } from '../health/check-spec.ts';
 import type { HealthChecker } from '../health/checker.ts';
 import type { Proxy } from '../proxy/proxy.ts';
@@ -21,4 +23,8 @@ export interface AppContext {
   readonly proxy: Proxy;
   /** Active checks (probing only on the leader), for the actuator. */
   readonly checker: HealthChecker;
+  /** Users, tokens, keys and the access policy. */
+  readonly security: Security;
+  /** Every change and every refusal, for the audit log and /api/actuator/audit. */
+  readonly audit: AuditLog;
 }

@@ -1,48 +1,71 @@
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
+import { ACTIONS, type Action } from '../auth/actions.ts';
 
 /**
  * What a route requires. Every route declares one in `config.permission`;
  * the server refuses to start when a route has none, so nothing can be added
- * without deciding who may call it.
+ * without deciding who may call it. `public` needs nothing, `authenticated`
+ * any signed-in principal, an action what the access policy grants.
  */
-export const PERMISSIONS = [
-  'public',
-  'discover',
-  'register',
-  'deregister',
-  'registry:read',
-  'config:read',
-  'config:write',
-  'ops:read',
-  'ops:write',
-  'proxy',
-] as const;
+export const PERMISSIONS = ['public', 'authenticated', ...ACTIONS] as const;
 export type Permission = (typeof PERMISSIONS)[number];
+
+/** Reads the service a request touches, once its input is validated; undefined when it names none. */
+export type ServiceOf = (request: FastifyRequest) => string | undefined;
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     permission?: Permission;
+    /** For actions on one service: where the service name is. Without it the action must be allowed on every service. */
+    service?: ServiceOf;
+    /** False for routes whose calls are not changes worth auditing (heartbeats, proxied traffic). */
+    audit?: boolean;
+    /**
+     * The route may forward the Authorization header upstream (the proxy): a
+     * header that holds no credential of Maxine's is the upstream's, and the
+     * caller is anonymous to Maxine rather than refused.
+     */
+    forwardsCredentials?: boolean;
   }
 }
 
-/** The one place that decides; the security issue supplies the real decision. */
-export interface Authorizer {
-  /** Resolve to allow; throw an ApiError (401/403) to refuse. */
-  authorize(request: FastifyRequest, permission: Permission): void | Promise<void>;
+function field(source: unknown, name: string): string | undefined {
+  const value = typeof source === 'object' && source !== null ? (source as Record<string, unknown>)[name] : undefined;
+  return typeof value === 'string' ? value : undefined;
 }
 
-/**
- * The foundation's posture: every route open, as the original Maxine's
- * register/heartbeat/discover were. Identities and roles arrive with the
- * security issue by replacing this authorizer; routes already carry the
- * permission it will decide on.
- */
-export const OPEN_AUTHORIZER: Authorizer = { authorize: () => undefined };
+/** Where routes keep the service name. */
+export const serviceIn = {
+  params: (name = 'serviceName'): ServiceOf => (request) => field(request.params, name),
+  query: (name = 'serviceName'): ServiceOf => (request) => field(request.query, name),
+  body: (name = 'serviceName'): ServiceOf => (request) => field(request.body, name),
+  /** The Lightning routes' `serviceName:host:port` node ids. */
+  nodeId: (): ServiceOf => (request) => {
+    const nodeId = field(request.body, 'nodeId');
+    const colon = nodeId?.indexOf(':') ?? -1;
+    return colon > 0 ? nodeId!.slice(0, colon) : undefined;
+  },
+};
+
+export function isAction(permission: Permission): permission is Action {
+  return permission !== 'public' && permission !== 'authenticated';
+}
+
+/** A route as the access tests enumerate them. */
+export interface DeclaredRoute {
+  readonly method: string;
+  readonly url: string;
+  readonly permission: Permission;
+  readonly touchesService: boolean;
+  readonly forwardsCredentials: boolean;
+}
 
 const known = new Set<string>(PERMISSIONS);
 
-export function installPermissions(app: FastifyInstance, authorizer: Authorizer): void {
+/** Collects the route table and refuses to start when a route declares no permission. */
+export function installPermissions(app: FastifyInstance): readonly DeclaredRoute[] {
   const routes: RouteOptions[] = [];
+  const table: DeclaredRoute[] = [];
   app.addHook('onRoute', (route) => {
     routes.push(route);
   });
@@ -50,12 +73,17 @@ export function installPermissions(app: FastifyInstance, authorizer: Authorizer)
   app.addHook('onReady', async () => {
     const missing = routes.filter((r) => !known.has(r.config?.permission ?? '')).map((r) => `${String(r.method)} ${r.url}`);
     if (missing.length > 0) throw new Error(`Routes without a declared permission: ${missing.join(', ')}`);
+    for (const route of routes) {
+      for (const method of [route.method].flat()) {
+        table.push({
+          method,
+          url: route.url,
+          permission: route.config!.permission!,
+          touchesService: route.config?.service !== undefined,
+          forwardsCredentials: route.config?.forwardsCredentials === true,
+        });
+      }
+    }
   });
-  // With nothing to decide, the hook would only cost every request a call.
-  if (authorizer === OPEN_AUTHORIZER) return;
-  app.addHook('onRequest', async (request) => {
-    // Unmatched URLs (404s) have no route config; they reveal nothing and change nothing.
-    const permission = request.routeOptions.config.permission ?? 'public';
-    await authorizer.authorize(request, permission);
-  });
+  return table;
 }

@@ -3,9 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { call, type TestResponse } from '../helpers/maxine.ts';
+import type { TestResponse } from '../helpers/maxine.ts';
 import { spawnMaxine, type MaxineProcess } from '../helpers/process.ts';
 import { startUpstream } from '../../src/health/test-upstreams.ts';
+
+/** Clients register, heartbeat and discover without credentials, as the original's do. */
+const AS_CLIENT = { authorization: '' };
 
 /**
  * Failure behaviour of replicas sharing a store, with real processes: three
@@ -56,16 +59,16 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, tim
 }
 
 function register(replica: Replica, serviceName: string, nodeName: string, timeOut = 3600): Promise<TestResponse> {
-  return call(replica.url, 'POST', '/api/maxine/serviceops/register', { hostName: '127.0.0.1', nodeName, serviceName, port: 8000, timeOut });
+  return replica.call('POST', '/api/maxine/serviceops/register', { hostName: '127.0.0.1', nodeName, serviceName, port: 8000, timeOut }, AS_CLIENT);
 }
 
 async function cluster(replica: Replica): Promise<ClusterView> {
-  return (await call(replica.url, 'GET', '/api/actuator/cluster')).json as ClusterView;
+  return (await replica.call('GET', '/api/actuator/cluster')).json as ClusterView;
 }
 
 /** What a replica lists, without its own lease knowledge (expiresAt differs between replicas by design). */
 async function listing(replica: Replica): Promise<{ revision: number; instances: string[] }> {
-  const { json } = await call(replica.url, 'GET', '/api/maxine/serviceops/servers?format=v2');
+  const { json } = await replica.call('GET', '/api/maxine/serviceops/servers?format=v2');
   const instances: string[] = [];
   for (const service of json.services) {
     for (const i of service.instances) instances.push(`${i.serviceName}/${i.nodeName}@${i.revision ?? ''}`);
@@ -139,7 +142,7 @@ export function runClusterScenarios(backend: ClusterBackend): void {
       assert.equal((await register(a, serviceName, 'n')).status, 200);
       const acked = Date.now();
       await waitFor(
-        async () => ((await call(c.url, 'GET', `/api/maxine/serviceops/discover?serviceName=${serviceName}&format=json`)).status === 200 ? true : undefined),
+        async () => ((await c.call('GET', `/api/maxine/serviceops/discover?serviceName=${serviceName}&format=json`, undefined, AS_CLIENT)).status === 200 ? true : undefined),
         `${serviceName} on replica C`,
         5000,
       );
@@ -152,11 +155,11 @@ export function runClusterScenarios(backend: ClusterBackend): void {
     assert.ok(p99 <= 1000, `p99 ${p99} ms`);
 
     // Runtime configuration is shared state too: a change on A holds on C.
-    const put = await call(a.url, 'PUT', '/api/maxine/control/config', { heartBeatTimeout: 42 });
+    const put = await a.call('PUT', '/api/maxine/control/config', { heartBeatTimeout: 42 });
     assert.deepEqual(put.json, { heartBeatTimeout: 'Success' });
     const changedAt = Date.now();
     await waitFor(
-      async () => ((await call(c.url, 'GET', '/api/maxine/control/config')).json.heartBeatTimeout === 42 ? true : undefined),
+      async () => ((await c.call('GET', '/api/maxine/control/config')).json.heartBeatTimeout === 42 ? true : undefined),
       'the config change on replica C',
       5000,
     );
@@ -208,7 +211,7 @@ export function runClusterScenarios(backend: ClusterBackend): void {
     assert.equal((await register(survivor, 'short-lived', 'once', 1)).status, 200);
     const registeredAt = Date.now();
     await waitFor(
-      async () => ((await call(survivor.url, 'GET', '/api/maxine/serviceops/discover?serviceName=short-lived&format=json')).status !== 200 ? true : undefined),
+      async () => ((await survivor.call('GET', '/api/maxine/serviceops/discover?serviceName=short-lived&format=json', undefined, AS_CLIENT)).status !== 200 ? true : undefined),
       'the new leader to expire a lapsed lease',
       10_000,
     );
@@ -229,7 +232,7 @@ export function runClusterScenarios(backend: ClusterBackend): void {
     let flagged = false;
     while (Date.now() - stoppedAt < 10_000) {
       for (const replica of env.replicas) {
-        const res = await call(replica.url, 'GET', '/api/maxine/serviceops/discover?serviceName=steady&format=json');
+        const res = await replica.call('GET', '/api/maxine/serviceops/discover?serviceName=steady&format=json', undefined, AS_CLIENT);
         assert.equal(res.status, 200, `discover on ${replica.instanceId} while the backend is down`);
         if (Date.now() - stoppedAt > 3000) {
           assert.equal(res.headers.get('x-maxine-stale'), 'true', `${replica.instanceId} flags its answers stale`);
@@ -242,7 +245,7 @@ export function runClusterScenarios(backend: ClusterBackend): void {
     const refused = await register(env.replicas[1]!, 'steady', 'during-outage');
     assert.equal(refused.status, 503);
     assert.match(refused.json.message, /store/i);
-    const metrics = (await call(env.replicas[0]!.url, 'GET', '/api/actuator/metrics')).json;
+    const metrics = (await env.replicas[0]!.call('GET', '/api/actuator/metrics')).json;
     assert.equal(metrics.store.reachable, false);
 
     await env.running.restart();
@@ -256,7 +259,7 @@ export function runClusterScenarios(backend: ClusterBackend): void {
       async () => {
         const listings = await Promise.all(env.replicas.map(listing));
         const first = JSON.stringify(listings[0]);
-        const stale = await Promise.all(env.replicas.map(async (r) => (await call(r.url, 'GET', '/api/actuator/health')).headers.get('x-maxine-stale')));
+        const stale = await Promise.all(env.replicas.map(async (r) => (await r.call('GET', '/api/actuator/health')).headers.get('x-maxine-stale')));
         return listings.every((l) => JSON.stringify(l) === first) && stale.every((h) => h === null) ? listings[0] : undefined;
       },
       'every replica to converge',
@@ -286,14 +289,14 @@ export function runClusterScenarios(backend: ClusterBackend): void {
     t.after(() => target.close());
     const { replica: leader, token } = await leaderOf(env.replicas, 10_000);
     const intervalMs = 200;
-    const registered = await call(env.replicas[1]!.url, 'POST', '/api/maxine/serviceops/register', {
+    const registered = await env.replicas[1]!.call('POST', '/api/maxine/serviceops/register', {
       hostName: '127.0.0.1',
       nodeName: 'probed',
       serviceName: 'checked',
       port: target.port,
       timeOut: 3600,
       check: { type: 'http', path: '/hc', intervalMs, timeoutMs: 150, fall: 2, rise: 2, jitterMs: 0 },
-    });
+    }, AS_CLIENT);
     assert.equal(registered.status, 200);
     const probesIn = async (windowMs: number) => {
       const before = target.hits.get('/hc') ?? 0;
@@ -306,7 +309,7 @@ export function runClusterScenarios(backend: ClusterBackend): void {
     // One prober makes about 10; three would make about 30.
     assert.ok(probes >= 6 && probes <= 14, `${probes} probes in 2 s`);
     for (const replica of env.replicas) {
-      const upstreams = (await call(replica.url, 'GET', '/api/actuator/upstreams?serviceName=checked')).json;
+      const upstreams = (await replica.call('GET', '/api/actuator/upstreams?serviceName=checked')).json;
       assert.equal(upstreams.checks.leading, replica === leader, `${replica.instanceId} leading`);
       assert.equal(upstreams.services[0].instances[0].probe === null, replica !== leader, `${replica.instanceId} probe state`);
     }
@@ -315,7 +318,7 @@ export function runClusterScenarios(backend: ClusterBackend): void {
       waitFor(
         async () => {
           const seen = await Promise.all(
-            replicas.map(async (r) => (await call(r.url, 'GET', '/api/maxine/serviceops/servers?format=v2&serviceName=checked')).json.services[0]?.instances[0]?.health),
+            replicas.map(async (r) => (await r.call('GET', '/api/maxine/serviceops/servers?format=v2&serviceName=checked')).json.services[0]?.instances[0]?.health),
           );
           return seen.every((h) => h === health) ? true : undefined;
         },
@@ -347,7 +350,7 @@ export function runClusterScenarios(backend: ClusterBackend): void {
     let stop = false;
     const beating = (async () => {
       while (!stop) {
-        const res = await call(others[0].url, 'POST', '/api/maxine/serviceops/heartbeat', { serviceName: 'kept', nodeName: 'alive' });
+        const res = await others[0].call('POST', '/api/maxine/serviceops/heartbeat', { serviceName: 'kept', nodeName: 'alive' }, AS_CLIENT);
         heartbeats++;
         if (res.status !== 200) failures++;
         await new Promise((resolve) => setTimeout(resolve, 500));
@@ -364,7 +367,7 @@ export function runClusterScenarios(backend: ClusterBackend): void {
 
     assert.equal(failures, 0, `${failures} of ${heartbeats} heartbeats found the instance gone`);
     for (const replica of env.replicas) {
-      const res = await call(replica.url, 'GET', '/api/maxine/serviceops/discover?serviceName=kept&format=json');
+      const res = await replica.call('GET', '/api/maxine/serviceops/discover?serviceName=kept&format=json', undefined, AS_CLIENT);
       assert.equal(res.status, 200, `${replica.instanceId} still has the instance`);
     }
     const resumed = await cluster(leader);

@@ -5,9 +5,18 @@ import { Agent, request } from 'node:http';
 import { loadConfig } from '../../src/config/index.ts';
 import { startMaxine, type RunningMaxine } from '../../src/server.ts';
 
+/** The admin every test server starts with (MAXINE_ADMIN_USERNAME / _PASSWORD). */
+export const TEST_ADMIN = { userName: 'admin', password: 'test-admin-password' } as const;
+
 export interface TestMaxine extends RunningMaxine {
   readonly dataDir: string;
-  /** fetch relative to the server, JSON bodies sent and parsed for convenience. */
+  /** TEST_ADMIN's access token. */
+  readonly adminToken: string;
+  /**
+   * A request relative to the server, JSON bodies sent and parsed for
+   * convenience. Sent as TEST_ADMIN unless `headers` has an `authorization`
+   * of its own; an empty one sends the request without credentials.
+   */
   call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<TestResponse>;
   /** Stop the server and remove its data directory. */
   stop(): Promise<void>;
@@ -24,22 +33,33 @@ export interface TestResponse {
 export async function startTestMaxine(flags: Record<string, unknown> = {}, dataDir?: string): Promise<TestMaxine> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'maxine-test-'));
   const config = loadConfig({
-    flags: { host: '127.0.0.1', dataDir: dir, logLevel: 'silent', ...flags },
+    flags: { host: '127.0.0.1', dataDir: dir, logLevel: 'silent', adminUsername: TEST_ADMIN.userName, adminPassword: TEST_ADMIN.password, ...flags },
     env: {},
   });
   // Port 0 (any free port) is not a valid operator setting, so it is set after validation.
   const running = await startMaxine({ ...config, port: 0 });
   const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  const signin = await call(running.url, 'POST', '/api/maxine/signin', TEST_ADMIN, {}, agent);
+  if (signin.status !== 200) throw new Error(`signing in as the test admin failed: ${signin.status} ${signin.text}`);
+  const adminToken = signin.json.accessToken as string;
   return {
     ...running,
     dataDir: dir,
-    call: (method, path, body, headers) => call(running.url, method, path, body, headers, agent),
+    adminToken,
+    call: (method, path, body, headers = {}) => call(running.url, method, path, body, withCredentials(headers, adminToken), agent),
     stop: async () => {
       agent.destroy();
       await running.close();
       if (dataDir === undefined) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+function withCredentials(headers: Record<string, string>, token: string): Record<string, string> {
+  if (!('authorization' in headers)) return { ...headers, authorization: `Bearer ${token}` };
+  if (headers.authorization !== '') return headers;
+  const { authorization: _none, ...rest } = headers;
+  return rest;
 }
 
 /**

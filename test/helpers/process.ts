@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { call, TEST_ADMIN, type TestResponse } from './maxine.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/maxine.js', import.meta.url));
 
@@ -33,6 +34,8 @@ export function trackUntilExit(child: ChildProcess): void {
 export interface MaxineProcess {
   readonly child: ChildProcess;
   readonly url: string;
+  /** A request as TEST_ADMIN (created from MAXINE_ADMIN_* at start), as TestMaxine.call sends it. */
+  call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<TestResponse>;
   readonly output: () => string;
   /** Resolves with the exit code (or signal name) once the process is gone. */
   readonly exited: Promise<number | string>;
@@ -42,7 +45,7 @@ export interface MaxineProcess {
 export async function spawnMaxine(args: string[], env: NodeJS.ProcessEnv = {}): Promise<MaxineProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', String(port), ...args], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, MAXINE_ADMIN_USERNAME: TEST_ADMIN.userName, MAXINE_ADMIN_PASSWORD: TEST_ADMIN.password, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   trackUntilExit(child);
@@ -66,5 +69,28 @@ export async function spawnMaxine(args: string[], env: NodeJS.ProcessEnv = {}): 
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { child, url, output: () => output, exited };
+  let token: Promise<string> | undefined;
+  const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    if ('authorization' in headers) return call(url, method, path, body, headers.authorization === '' ? {} : headers);
+    token ??= signIn(url).catch((error: unknown) => {
+      token = undefined;
+      throw error;
+    });
+    return call(url, method, path, body, { ...headers, authorization: `Bearer ${await token}` });
+  };
+  return { child, url, call: request, output: () => output, exited };
+}
+
+/**
+ * On a follower the admin exists once the leader has created it and the feed
+ * has brought it over, so sign-in is retried for a while.
+ */
+async function signIn(url: string): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const res = await call(url, 'POST', '/api/maxine/signin', TEST_ADMIN);
+    if (res.status === 200) return res.json.accessToken as string;
+    if (Date.now() > deadline) throw new Error(`signing in as the test admin failed: ${res.status} ${res.text}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

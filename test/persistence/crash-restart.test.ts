@@ -3,8 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { call } from '../helpers/maxine.ts';
 import { spawnMaxine } from '../helpers/process.ts';
+
+/** Clients register, heartbeat and discover without credentials, as the original's do. */
+const AS_CLIENT = { authorization: '' };
 
 const dataDir = mkdtempSync(join(tmpdir(), 'maxine-crash-'));
 after(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -19,7 +21,7 @@ test('kill -9 under a stream of registrations loses nothing that was acknowledge
       const n = next++;
       const body = { hostName: '127.0.0.1', nodeName: `n${n}`, serviceName: `svc-${n % 50}`, port: 1000 + (n % 60000), timeOut: 3600 };
       try {
-        const res = await call(first.url, 'POST', '/api/maxine/serviceops/register', body);
+        const res = await first.call('POST', '/api/maxine/serviceops/register', body, AS_CLIENT);
         if (res.status === 200) acknowledged.push({ serviceName: body.serviceName, nodeName: body.nodeName, at: Date.now() });
       } catch {
         return; // The connection died with the process.
@@ -36,7 +38,7 @@ test('kill -9 under a stream of registrations loses nothing that was acknowledge
 
   const second = await spawnMaxine(['--data-dir', dataDir, '--log-level', 'warn']);
   try {
-    const { json } = await call(second.url, 'GET', '/api/maxine/serviceops/servers?format=v2');
+    const { json } = await second.call('GET', '/api/maxine/serviceops/servers?format=v2');
     const present = new Set<string>();
     for (const service of json.services) for (const i of service.instances) present.add(`${i.serviceName}/${i.nodeName}`);
     // Acknowledgement means the record reached the operating system, so every one survives a process kill.
@@ -54,7 +56,7 @@ test('leases that lapsed while Maxine was down are dropped on restart', async ()
   try {
     const first = await spawnMaxine(['--data-dir', dir, '--log-level', 'warn']);
     const reg = (nodeName: string, timeOut: number) =>
-      call(first.url, 'POST', '/api/maxine/serviceops/register', { hostName: '127.0.0.1', nodeName, serviceName: 'lapse', timeOut });
+      first.call('POST', '/api/maxine/serviceops/register', { hostName: '127.0.0.1', nodeName, serviceName: 'lapse', timeOut }, AS_CLIENT);
     assert.equal((await reg('short', 1)).status, 200);
     assert.equal((await reg('long', 3600)).status, 200);
     first.child.kill('SIGKILL');
@@ -62,7 +64,7 @@ test('leases that lapsed while Maxine was down are dropped on restart', async ()
     await new Promise((r) => setTimeout(r, 1200));
     const second = await spawnMaxine(['--data-dir', dir, '--log-level', 'warn']);
     try {
-      const { json } = await call(second.url, 'GET', '/api/maxine/serviceops/servers?format=v2&serviceName=lapse');
+      const { json } = await second.call('GET', '/api/maxine/serviceops/servers?format=v2&serviceName=lapse');
       assert.deepEqual(json.services[0].instances.map((i: any) => i.nodeName), ['long']);
     } finally {
       second.child.kill('SIGTERM');

@@ -4,6 +4,7 @@ import type { InstanceKey } from '../../core/instance.ts';
 import type { Registration } from '../../registry/registry.ts';
 import { forbiddenHostProblem } from '../maxine/registration.ts';
 import { checkHost, checkInstanceId, checkServiceName, checkTags, checkVersion, LIMITS, type FieldProblem } from '../../core/validation.ts';
+import { serviceIn } from '../permissions.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { discoverInstance } from '../discovery.ts';
@@ -71,7 +72,7 @@ export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
     app.post(
       '/register',
       {
-        config: { permission: 'register' },
+        config: { permission: 'register', service: serviceIn.body() },
         schema: {
           tags: ['lightning'],
           summary: 'Register (Lightning mode); re-registering an existing node renews it',
@@ -114,7 +115,7 @@ export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
           ttlMs: LIGHTNING_TTL_MS,
           check: null,
         };
-        await registry.register(spec);
+        request.routine = !(await registry.register(spec)).changed;
         return { nodeId: `${body.serviceName}:${id}`, status: 'registered' as const };
       },
     );
@@ -122,7 +123,7 @@ export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
     app.post(
       '/heartbeat',
       {
-        config: { permission: 'register' },
+        config: { permission: 'register', service: serviceIn.nodeId(), audit: false },
         schema: {
           tags: ['lightning'],
           summary: 'Renew a node (Lightning mode)',
@@ -140,7 +141,7 @@ export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
     app.delete(
       '/deregister',
       {
-        config: { permission: 'deregister' },
+        config: { permission: 'deregister', service: serviceIn.nodeId() },
         schema: {
           tags: ['lightning'],
           summary: 'Remove a node (Lightning mode)',
@@ -158,7 +159,7 @@ export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
     app.get(
       '/discover',
       {
-        config: { permission: 'discover' },
+        config: { permission: 'discover', service: serviceIn.query() },
         schema: {
           tags: ['lightning'],
           summary: 'Choose a node as JSON (Lightning mode)',

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { AdminStatus } from '../../core/instance.ts';
+import { serviceIn } from '../permissions.ts';
 import type { AppContext } from '../context.ts';
 import { instanceView } from '../views.ts';
 import { InstanceParams, instanceKey } from './instance-key.ts';
@@ -23,7 +24,7 @@ export function instanceRoutes(ctx: AppContext): FastifyPluginAsync {
     app.put(
       '/instances/:serviceName/:nodeName/status',
       {
-        config: { permission: 'ops:write' },
+        config: { permission: 'ops:write', service: serviceIn.params() },
         schema: {
           tags: ['maxine'],
           summary: "Set an instance's admin status (maintenance on/off, drain)",

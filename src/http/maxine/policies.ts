@@ -3,6 +3,7 @@ import { Type, type Static } from 'typebox';
 import { checkServiceName, LIMITS } from '../../core/validation.ts';
 import { parsePolicy } from '../../proxy/policy.ts';
 import { policyKvKey } from '../../proxy/policy-book.ts';
+import { serviceIn } from '../permissions.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 
@@ -65,7 +66,7 @@ export function policyRoutes(ctx: AppContext): FastifyPluginAsync {
     app.get(
       '/policies/:serviceName',
       {
-        config: { permission: 'config:read' },
+        config: { permission: 'config:read', service: serviceIn.params() },
         schema: { tags: ['maxine'], summary: "A service's proxy policy", params: Params, response: { 200: PolicyView, ...errors } },
       },
       async (request) => view(serviceOf(request.params)),
@@ -74,7 +75,7 @@ export function policyRoutes(ctx: AppContext): FastifyPluginAsync {
     app.put(
       '/policies/:serviceName',
       {
-        config: { permission: 'config:write' },
+        config: { permission: 'config:write', service: serviceIn.params() },
         schema: {
           tags: ['maxine'],
           summary: "Set a service's proxy policy (replaces what was set; unset fields follow the defaults)",
@@ -96,7 +97,7 @@ export function policyRoutes(ctx: AppContext): FastifyPluginAsync {
     app.delete(
       '/policies/:serviceName',
       {
-        config: { permission: 'config:write' },
+        config: { permission: 'config:write', service: serviceIn.params() },
         schema: { tags: ['maxine'], summary: "Remove a service's policy: the defaults apply", params: Params, response: { 200: PolicyView, ...errors } },
       },
       async (request) => {

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { checkPath, LIMITS } from '../../core/validation.ts';
 import { instanceKey } from './instance-key.ts';
+import { serviceIn } from '../permissions.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { instanceJson, legacyServersView, servicesV2View } from '../views.ts';
@@ -76,7 +77,7 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
     app.post(
       '/register',
       {
-        config: { permission: 'register' },
+        config: { permission: 'register', service: serviceIn.body() },
         schema: {
           tags: ['maxine'],
           summary: 'Register an instance (an upsert that also renews its lease)',
@@ -90,7 +91,8 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
           checkDefaults: ctx.checkDefaults,
           allowLinkLocal: ctx.config.allowLinkLocal,
         });
-        const { instance } = await registry.register(spec);
+        const { instance, changed } = await registry.register(spec);
+        request.routine = !changed;
         return {
           hostName: instance.host,
           nodeName: instance.id,
@@ -118,7 +120,7 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
     app.post(
       '/heartbeat',
       {
-        config: { permission: 'register' },
+        config: { permission: 'register', service: serviceIn.body(), audit: false },
         schema: {
           tags: ['maxine'],
           summary: 'Renew the lease of a registered instance',
@@ -144,7 +146,7 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
     app.delete(
       '/deregister',
       {
-        config: { permission: 'deregister' },
+        config: { permission: 'deregister', service: serviceIn.body() },
         schema: {
           tags: ['maxine'],
           summary: 'Remove an instance',
@@ -166,7 +168,7 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
     app.get(
       '/discover',
       {
-        config: { permission: 'discover' },
+        config: { permission: 'discover', service: serviceIn.query(), forwardsCredentials: true },
         schema: {
           tags: ['maxine'],
           summary: 'Choose a healthy instance: a 302 to its address (default) or the instance as JSON',

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { LIMITS } from '../../core/validation.ts';
+import { serviceIn } from '../permissions.ts';
 import type { AppContext } from '../context.ts';
 import { checkedUpstreamPath, forwardToService, policyPick } from './forwarding.ts';
 
@@ -34,7 +35,7 @@ export function proxyRoutes(ctx: AppContext, prefix: string, tag: string): Fasti
         "Method, path after the service name, query and body are forwarded to the instance the service's strategy picks; the answer streams back. 503 when no instance is eligible, 502 when the instance cannot be reached or answers badly, 504 when it times out.",
       params: ServiceParams,
     };
-    app.all('/:serviceName', { config: { permission: 'proxy' }, schema }, handler(false));
-    app.all('/:serviceName/*', { config: { permission: 'proxy' }, schema: { ...schema, params: Type.Object({ ...ServiceParams.properties, '*': Type.String() }) } }, handler(true));
+    app.all('/:serviceName', { config: { permission: 'proxy', service: serviceIn.params(), audit: false, forwardsCredentials: true }, schema }, handler(false));
+    app.all('/:serviceName/*', { config: { permission: 'proxy', service: serviceIn.params(), audit: false, forwardsCredentials: true }, schema: { ...schema, params: Type.Object({ ...ServiceParams.properties, '*': Type.String() }) } }, handler(true));
   };
 }

@@ -1,0 +1,171 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler, preHandlerHookHandler, onResponseHookHandler } from 'fastify';
+import type { AccessPolicy } from '../auth/access-policy.ts';
+import { CLIENT_ACTIONS } from '../auth/actions.ts';
+import { AuthenticationError, UnrecognizedCredentialError, type Authenticator } from '../auth/authenticator.ts';
+import { ANONYMOUS, certificatePrincipal, type Principal } from '../auth/principal.ts';
+import type { AuditEvent, AuditLog, AuditResult } from '../observe/audit.ts';
+import type { ClientAddress } from './client-address.ts';
+import { ApiError } from './errors.ts';
+import { isAction, type Permission } from './permissions.ts';
+
+export interface AccessControl {
+  readonly authenticator: Authenticator;
+  /** The policy in force now: ACL rules change at run time. */
+  policy(): AccessPolicy;
+  readonly audit: AuditLog;
+  readonly clientAddress: ClientAddress;
+  /** The verified client certificate's subject (mTLS), or null; absent when mTLS is off. */
+  readonly certificateSubject?: (request: FastifyRequest) => string | null;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who is asking; anonymous on public routes, which do not look at credentials. */
+    principal: Principal;
+    /** Allowed before the body was read: no service-specific decision left to make. */
+    accessGranted: boolean;
+    /** Set by handlers whose call turned out to change nothing (a re-registration that only renewed). */
+    routine: boolean;
+    /** The request was refused and that refusal is already audited. */
+    auditDone: boolean;
+  }
+}
+
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+function traceIdOf(request: FastifyRequest): string | null {
+  const header = request.headers.traceparent;
+  const match = typeof header === 'string' ? TRACEPARENT.exec(header) : null;
+  return match === null ? null : match[1]!;
+}
+
+/**
+ * Authentication, the authorisation decision and the audit of every
+ * decision refused and every change made, on every route, from the route's
+ * declared permission. Decisions never look at the raw URL: a case variant
+ * or an encoded spelling of a path either matches the same route (and gets
+ * the same decision) or matches none (404).
+ */
+export function installAccessControl(app: FastifyInstance, access: AccessControl): void {
+  // Fastify refuses object defaults (they would be shared); every request gets its principal in onRequest.
+  app.decorateRequest('principal', null as unknown as Principal);
+  app.decorateRequest('accessGranted', false);
+  app.decorateRequest('routine', false);
+  app.decorateRequest('auditDone', false);
+
+  const record = (request: FastifyRequest, result: AuditResult, status: number, reason: string | null): void => {
+    const config = request.routeOptions.config;
+    const { principal } = request;
+    access.audit.record(
+      auditEvent(request, access.clientAddress, {
+        actor: { kind: principal.kind, id: principal.id, role: principal.role },
+        action: config.permission ?? 'public',
+        service: config.service?.(request) ?? null,
+        result,
+        status,
+        reason,
+      }),
+    );
+  };
+
+  const refuse = (request: FastifyRequest, reply: FastifyReply, reason: string, unauthenticated: boolean): ApiError => {
+    const status = unauthenticated ? 401 : 403;
+    if (unauthenticated) reply.header('www-authenticate', 'Bearer realm="maxine"');
+    record(request, 'denied', status, reason);
+    request.auditDone = true;
+    return unauthenticated ? new ApiError(401, 'UNAUTHORIZED', reason) : new ApiError(403, 'FORBIDDEN', reason);
+  };
+
+  /** Everything that can be decided before the body is read; the service-specific rest waits for preHandler. */
+  const admit = (request: FastifyRequest, reply: FastifyReply, permission: Permission, principal: Principal): ApiError | undefined => {
+    request.principal = principal;
+    const anonymous = principal.kind === 'anonymous';
+    if (!isAction(permission)) {
+      if (anonymous) return refuse(request, reply, 'Sign in first.', true);
+      request.accessGranted = true;
+      return undefined;
+    }
+    const policy = access.policy();
+    const needsService = request.routeOptions.config.service !== undefined;
+    if (needsService && !policy.mayEver(principal, permission)) {
+      return refuse(request, reply, policy.decide(principal, permission, null).reason, anonymous);
+    }
+    // Deciding with no service is the strictest case: allowed there means allowed on any service.
+    const decision = policy.decide(principal, permission, null);
+    if (decision.allowed) {
+      request.accessGranted = true;
+      return undefined;
+    }
+    return needsService ? undefined : refuse(request, reply, decision.reason, anonymous);
+  };
+
+  const authenticate: onRequestHookHandler = (request, reply, done) => {
+    // Until credentials are verified the caller is nobody, which is also who a refusal is audited as.
+    request.principal = ANONYMOUS;
+    const permission = request.routeOptions.config.permission ?? 'public';
+    if (permission === 'public') return done();
+    const authorization = request.headers.authorization;
+    const subject = access.certificateSubject?.(request) ?? null;
+    if (authorization === undefined && subject === null) return done(admit(request, reply, permission, ANONYMOUS));
+    access.authenticator.authenticate(authorization, subject).then(
+      (principal) => done(admit(request, reply, permission, principal)),
+      (error: unknown) => {
+        if (!(error instanceof AuthenticationError)) return done(error as Error);
+        if (error instanceof UnrecognizedCredentialError && request.routeOptions.config.forwardsCredentials === true) {
+          const principal = subject === null ? ANONYMOUS : certificatePrincipal(subject);
+          return done(admit(request, reply, permission, principal));
+        }
+        done(refuse(request, reply, error.message, true));
+      },
+    );
+  };
+
+  const decideForService: preHandlerHookHandler = (request, reply, done) => {
+    if (request.accessGranted) return done();
+    const config = request.routeOptions.config;
+    const permission = config.permission!;
+    if (!isAction(permission)) return done();
+    const decision = access.policy().decide(request.principal, permission, config.service!(request) ?? null);
+    done(decision.allowed ? undefined : refuse(request, reply, decision.reason, request.principal.kind === 'anonymous'));
+  };
+
+  const auditChange: onResponseHookHandler = (request, reply, done) => {
+    if (!request.auditDone && !request.routine) {
+      record(request, reply.statusCode < 400 ? 'succeeded' : 'failed', reply.statusCode, null);
+    }
+    done();
+  };
+
+  app.addHook('onRequest', authenticate);
+  // Only the routes that need them pay for these hooks: not discover's GETs, not the proxy.
+  app.addHook('onRoute', (route) => {
+    const config = route.config ?? {};
+    // The OpenAPI document says which routes take credentials; `{}` marks them optional, as the client routes are by default.
+    if (config.permission !== undefined && config.permission !== 'public') {
+      const optional = isAction(config.permission) && CLIENT_ACTIONS.has(config.permission);
+      route.schema = { ...route.schema, security: optional ? [{ bearerAuth: [] }, {}] : [{ bearerAuth: [] }] };
+    }
+    if (config.service !== undefined) route.preHandler = [...[route.preHandler ?? []].flat(), decideForService];
+    const methods = [route.method].flat();
+    const changes = methods.some((m) => !READ_METHODS.has(m)) && config.permission !== 'public' && config.audit !== false;
+    if (changes) route.onResponse = [...[route.onResponse ?? []].flat(), auditChange];
+  });
+}
+
+/** One audit event about this request; routes that audit themselves (sign-in) name the actor and action. */
+export function auditEvent(
+  request: FastifyRequest,
+  clientAddress: ClientAddress,
+  fields: Pick<AuditEvent, 'actor' | 'action' | 'service' | 'result' | 'status' | 'reason'>,
+): AuditEvent {
+  return {
+    time: new Date().toISOString(),
+    ...fields,
+    method: request.method,
+    route: request.routeOptions.url ?? '(no route)',
+    address: clientAddress(request.raw),
+    traceId: traceIdOf(request),
+    requestId: String(request.id),
+  };
+}

@@ -1,0 +1,170 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { Type, type Static } from 'typebox';
+import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../../auth/passwords.ts';
+import { AuthenticationError } from '../../auth/authenticator.ts';
+import type { UserRecord } from '../../auth/users.ts';
+import type { AuditResult } from '../../observe/audit.ts';
+import { auditEvent } from '../access.ts';
+import type { AppContext } from '../context.ts';
+import { ApiError } from '../errors.ts';
+
+const Password = Type.String({ minLength: 1, maxLength: MAX_PASSWORD_LENGTH });
+const NewPassword = Type.String({ minLength: MIN_PASSWORD_LENGTH, maxLength: MAX_PASSWORD_LENGTH });
+
+const SigninBody = Type.Object(
+  { userName: Type.String({ minLength: 1, maxLength: 64 }), password: Password },
+  { additionalProperties: false },
+);
+const RefreshBody = Type.Object({ refreshToken: Type.String({ minLength: 1, maxLength: 4096 }) }, { additionalProperties: false });
+const ChangePasswordBody = Type.Object({ password: Password, newPassword: NewPassword }, { additionalProperties: false });
+
+const Session = Type.Object({
+  accessToken: Type.String(),
+  role: Type.String(),
+  refreshToken: Type.String(),
+  tokenType: Type.Literal('Bearer'),
+  expiresIn: Type.Integer({ description: 'seconds until the access token expires' }),
+});
+
+const errors = { 400: Type.Ref('Error'), 401: Type.Ref('Error'), 429: Type.Ref('Error'), 503: Type.Ref('Error') };
+
+/** Sign-in (the original's shape plus a refresh token), refresh, change-password, whoami and the JWKS. */
+export function sessionRoutes(ctx: AppContext): FastifyPluginAsync {
+  const { security, audit, clientAddress } = ctx;
+
+  const session = async (user: UserRecord) => {
+    const issued = await security.sessions.issue(user);
+    return { accessToken: issued.accessToken, role: user.role, refreshToken: issued.refreshToken, tokenType: 'Bearer' as const, expiresIn: issued.expiresIn };
+  };
+
+  const note = (request: FastifyRequest, action: string, userName: string, result: AuditResult, status: number, reason: string | null) =>
+    audit.record(auditEvent(request, clientAddress, { actor: { kind: 'user', id: userName, role: null }, action, service: null, result, status, reason }));
+
+  /** 429 with Retry-After while the user name or the address has used its attempts. */
+  const throttle = (request: FastifyRequest, reply: FastifyReply, action: string, userName: string, address: string): void => {
+    const waitMs = Math.max(security.signinPerUser.retryAfterMs(userName), security.signinPerAddress.retryAfterMs(address));
+    if (waitMs <= 0) return;
+    const seconds = Math.ceil(waitMs / 1000);
+    reply.header('retry-after', String(seconds));
+    note(request, action, userName, 'denied', 429, 'too many attempts');
+    throw new ApiError(429, 'LIMIT_EXCEEDED', `Too many attempts; try again in ${seconds} s.`);
+  };
+
+  return async (app) => {
+    app.post(
+      '/signin',
+      {
+        config: { permission: 'public' },
+        schema: {
+          tags: ['maxine'],
+          summary: 'Sign in with a user name and password',
+          description: 'Answers the original\'s {accessToken, role} plus a refresh token. Limited per user name (failed attempts) and per address.',
+          body: SigninBody,
+          response: { 200: Session, ...errors },
+        },
+      },
+      async (request, reply) => {
+        const { userName, password } = request.body as Static<typeof SigninBody>;
+        const address = clientAddress(request.raw);
+        throttle(request, reply, 'signin', userName, address);
+        security.signinPerAddress.record(address);
+        const user = await security.users.check(userName, password);
+        if (user === null) {
+          security.signinPerUser.record(userName);
+          note(request, 'signin', userName, 'failed', 401, 'wrong user name or password');
+          throw new ApiError(401, 'UNAUTHORIZED', 'Wrong user name or password.');
+        }
+        security.signinPerUser.forget(userName);
+        note(request, 'signin', userName, 'succeeded', 200, null);
+        return session(user);
+      },
+    );
+
+    app.post(
+      '/refresh',
+      {
+        config: { permission: 'public' },
+        schema: {
+          tags: ['maxine'],
+          summary: 'Trade a refresh token for a new session',
+          body: RefreshBody,
+          response: { 200: Session, ...errors },
+        },
+      },
+      async (request) => {
+        const { refreshToken } = request.body as Static<typeof RefreshBody>;
+        try {
+          return await session(await security.authenticator.refresh(refreshToken));
+        } catch (error) {
+          if (error instanceof AuthenticationError) throw new ApiError(401, 'UNAUTHORIZED', error.message);
+          throw error;
+        }
+      },
+    );
+
+    app.put(
+      '/change-password',
+      {
+        config: { permission: 'authenticated' },
+        schema: {
+          tags: ['maxine'],
+          summary: "Change the signed-in user's password",
+          description: 'Every token issued before the change stops working; the answer carries a new session.',
+          body: ChangePasswordBody,
+          response: { 200: Type.Object({ message: Type.String(), ...Session.properties }), ...errors, 403: Type.Ref('Error') },
+        },
+      },
+      async (request, reply) => {
+        const { principal } = request;
+        if (principal.kind !== 'user') throw new ApiError(403, 'FORBIDDEN', 'Only users signed in with a password can change it.');
+        const userName = principal.id!;
+        const { password, newPassword } = request.body as Static<typeof ChangePasswordBody>;
+        throttle(request, reply, 'change-password', userName, clientAddress(request.raw));
+        if ((await security.users.check(userName, password)) === null) {
+          security.signinPerUser.record(userName);
+          throw ApiError.validation([{ field: 'password', problem: 'is not the current password' }]);
+        }
+        const user = await security.users.setPassword(userName, newPassword);
+        return { message: 'successfully updated password', ...(await session(user)) };
+      },
+    );
+
+    app.get(
+      '/whoami',
+      {
+        config: { permission: 'authenticated' },
+        schema: {
+          tags: ['maxine'],
+          summary: 'The principal the credentials stand for',
+          response: {
+            200: Type.Object({
+              kind: Type.String(),
+              id: Type.String(),
+              role: Type.Union([Type.String(), Type.Null()]),
+              groups: Type.Array(Type.String()),
+              expiresAt: Type.Union([Type.String(), Type.Null()]),
+            }),
+            401: Type.Ref('Error'),
+          },
+        },
+      },
+      async (request) => {
+        const { kind, id, role, groups, expiresAt } = request.principal;
+        return { kind, id: id!, role, groups: [...groups], expiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString() };
+      },
+    );
+
+    app.get(
+      '/.well-known/jwks.json',
+      {
+        config: { permission: 'public' },
+        schema: {
+          tags: ['maxine'],
+          summary: 'Public keys of session tokens (empty when they are signed with a shared secret)',
+          response: { 200: Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown())) }) },
+        },
+      },
+      async () => security.keys().jwks,
+    );
+  };
+}

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import pino from 'pino';
 import { CONFIG_SETTINGS, ConfigError, loadConfig, settingHelp, type MaxineConfig } from '../config/index.ts';
 import type { RunningMaxine } from '../server.ts';
+import { registerAdminCommands } from './admin.ts';
 import { exitOnSignals } from './shutdown.ts';
 import { describeStartupError } from './startup-error.ts';
 
@@ -57,5 +58,6 @@ const serveCommand = program
 // Commander defaults are deliberately not used: loadConfig must see which
 // flags were actually given so that they win over the environment.
 for (const s of CONFIG_SETTINGS) serveCommand.addOption(new Option(`${s.flag} <${s.kind.metavar}>`, settingHelp(s)));
+registerAdminCommands(program);
 
 await program.parseAsync();

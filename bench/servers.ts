@@ -1,4 +1,5 @@
 /** Starting Maxine and the bare reference server, and talking to Maxine before the load. */
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
@@ -22,7 +23,12 @@ export interface Server {
 export interface MaxineServer extends Server {
   readonly dataDir: string;
   readonly pid: number;
+  /** An admin's access token, for the scenarios' looks at protected state (`getJson`). */
+  readonly token: string;
 }
+
+/** The admin every benchmarked Maxine starts with; the load itself runs without credentials, as clients do. */
+const BENCH_ADMIN = { userName: 'bench-admin', password: randomBytes(12).toString('base64url') };
 
 const STARTUP_TIMEOUT_MS = 30_000;
 
@@ -41,6 +47,8 @@ export async function startMaxine(extraArgs: readonly string[] = []): Promise<Ma
     '--port', String(port),
     '--data-dir', dataDir,
     '--log-level', 'warn',
+    '--admin-username', BENCH_ADMIN.userName,
+    '--admin-password', BENCH_ADMIN.password,
     ...extraArgs,
   ]);
   const url = `http://127.0.0.1:${port}`;
@@ -49,12 +57,20 @@ export async function startMaxine(extraArgs: readonly string[] = []): Promise<Ma
     removeTempDir(dataDir);
   };
   try {
-    await waitForHttp(child, `${url}/api/maxine/serviceops/servers`);
+    await waitForHttp(child, `${url}/api/actuator/health`);
+    const signin = await fetch(`${url}/api/maxine/signin`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(BENCH_ADMIN),
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (signin.status !== 200) throw new Error(`signing in to the benchmarked Maxine failed: ${signin.status} ${await signin.text()}`);
+    const { accessToken } = (await signin.json()) as { accessToken: string };
+    return { url, dataDir, pid: child.pid, token: accessToken, stop };
   } catch (error) {
     await stop();
     throw error;
   }
-  return { url, dataDir, pid: child.pid, stop };
 }
 
 /** The bare reference server, replaying `replies` (captured from Maxine). */
@@ -116,8 +132,9 @@ export async function startUpstream(ports = 1): Promise<Upstream> {
 }
 
 /** GET `url` and parse its JSON; fails on anything but a 200. For the occasional look at Maxine's state, not for load. */
-export async function getJson<T>(url: string): Promise<T> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+export async function getJson<T>(url: string, token?: string): Promise<T> {
+  const headers: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`GET ${url} answered ${res.status}: ${text.slice(0, 300)}`);
   return JSON.parse(text) as T;

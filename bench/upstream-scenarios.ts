@@ -95,7 +95,7 @@ const proxy: Scenario = {
       const result = await compareTargets(proxied, direct, opts);
       const cpu = { maxine: cpuSeconds(maxine.pid) - cpuBefore.maxine, upstream: cpuSeconds(upstream.pid) - cpuBefore.upstream };
 
-      const { proxy: stats } = await getJson<{ proxy: ProxyStats }>(`${maxine.url}/api/actuator/upstreams?serviceName=${PROXY_SERVICE}`);
+      const { proxy: stats } = await getJson<{ proxy: ProxyStats }>(`${maxine.url}/api/actuator/upstreams?serviceName=${PROXY_SERVICE}`, maxine.token);
       const ownAnswers = Object.values(stats.answered).reduce((sum, n) => sum + n, 0);
       const upstreamErrors = (stats.upstreamResponses['4xx'] ?? 0) + (stats.upstreamResponses['5xx'] ?? 0);
       console.log(
@@ -184,7 +184,7 @@ function snapshotTime(maxine: MaxineServer): number {
 
 async function checkerStats(maxine: MaxineServer): Promise<{ at: number; checks: CheckerStats }> {
   // One service only: the full view lists all 10,000 instances, a request too heavy to send while measuring.
-  const { checks } = await getJson<{ checks: CheckerStats }>(`${maxine.url}/api/actuator/upstreams?serviceName=${DISCOVERED}`);
+  const { checks } = await getJson<{ checks: CheckerStats }>(`${maxine.url}/api/actuator/upstreams?serviceName=${DISCOVERED}`, maxine.token);
   return { at: performance.now(), checks };
 }
 

@@ -88,8 +88,18 @@ async function leaderOf(replicas: readonly Replica[], timeoutMs: number, minToke
   );
 }
 
-export function runClusterScenarios(backend: ClusterBackend): void {
+/**
+ * The scenarios in two groups, each its own test file per backend: every
+ * scenario starts real replicas, and one file holding all six would run
+ * close to the runner's per-file time limit on a busy machine.
+ */
+export type ScenarioGroup = 'replication' | 'leadership';
+
+export function runClusterScenarios(backend: ClusterBackend, group: ScenarioGroup): void {
   const suite = `cluster (${backend.name})`;
+  const scenario = (of: ScenarioGroup, name: string, fn: (t: TestContext) => Promise<void>) => {
+    if (of === group) test(name, fn);
+  };
 
   /** Replicas of the running test; killed first when it ends, before the backend and its files go. */
   const started = new Set<Replica>();
@@ -132,7 +142,7 @@ export function runClusterScenarios(backend: ClusterBackend): void {
     return { running, replicas };
   }
 
-  test(`${suite}: a registration on one replica is discoverable on another within 1 s`, async (t) => {
+  scenario('replication', `${suite}: a registration on one replica is discoverable on another within 1 s`, async (t) => {
     const env = await setUp(t);
     if (env === null) return;
     const [a, , c] = env.replicas as [Replica, Replica, Replica];
@@ -168,7 +178,7 @@ export function runClusterScenarios(backend: ClusterBackend): void {
     assert.ok(configDelay <= 1000, `config change took ${configDelay} ms`);
   });
 
-  test(`${suite}: SIGKILL of the leader under registrations: a new leader in time, nothing acknowledged lost, expiry goes on`, async (t) => {
+  scenario('leadership', `${suite}: SIGKILL of the leader under registrations: a new leader in time, nothing acknowledged lost, expiry goes on`, async (t) => {
     const env = await setUp(t);
     if (env === null) return;
     const { replica: leader, token } = await leaderOf(env.replicas, 10_000);
@@ -221,7 +231,7 @@ export function runClusterScenarios(backend: ClusterBackend): void {
     assert.ok(expiredAfter <= 3500, `expiry took ${expiredAfter} ms`);
   });
 
-  test(`${suite}: with the backend stopped, reads go on flagged stale and writes get 503; all converge after`, async (t) => {
+  scenario('replication', `${suite}: with the backend stopped, reads go on flagged stale and writes get 503; all converge after`, async (t) => {
     const env = await setUp(t);
     if (env === null) return;
     for (let i = 0; i < 10; i++) assert.equal((await register(env.replicas[i % 3]!, 'steady', `n${i}`)).status, 200);
@@ -271,7 +281,7 @@ export function runClusterScenarios(backend: ClusterBackend): void {
     assert.equal(converged.instances.length, 11);
   });
 
-  test(`${suite}: a replica started later catches up from a snapshot and then the feed`, async (t) => {
+  scenario('replication', `${suite}: a replica started later catches up from a snapshot and then the feed`, async (t) => {
     const env = await setUp(t, 2);
     if (env === null) return;
     for (let i = 0; i < 50; i++) assert.equal((await register(env.replicas[i % 2]!, `late-${i % 5}`, `n${i}`)).status, 200);
@@ -282,7 +292,7 @@ export function runClusterScenarios(backend: ClusterBackend): void {
     assert.equal(expected.instances.length, 51);
   });
 
-  test(`${suite}: only the leader probes; its verdicts reach every replica; a new leader takes the probing over`, async (t) => {
+  scenario('leadership', `${suite}: only the leader probes; its verdicts reach every replica; a new leader takes the probing over`, async (t) => {
     const env = await setUp(t);
     if (env === null) return;
     const target = await startUpstream({ kind: 'status', status: 200 });
@@ -338,7 +348,7 @@ export function runClusterScenarios(backend: ClusterBackend): void {
     assert.ok(after >= 6 && after <= 14, `${after} probes in 2 s under the new leader`);
   });
 
-  test(`${suite}: a leader frozen past its lease and resumed cannot expire or evict anything`, async (t) => {
+  scenario('leadership', `${suite}: a leader frozen past its lease and resumed cannot expire or evict anything`, async (t) => {
     const env = await setUp(t);
     if (env === null) return;
     const { replica: leader, token } = await leaderOf(env.replicas, 10_000);

@@ -1,0 +1,4 @@
+import { REDIS } from './backends.ts';
+import { runClusterScenarios } from './scenarios.ts';
+
+runClusterScenarios(REDIS, 'leadership');

@@ -14,6 +14,7 @@ import {
   type RequestShape,
 } from './servers.ts';
 import { UPSTREAM_SCENARIOS } from './upstream-scenarios.ts';
+import { EVENT_SCENARIOS } from './event-scenarios.ts';
 
 export interface Scenario {
   readonly name: string;
@@ -248,6 +249,7 @@ export const SCENARIOS: readonly Scenario[] = [
   heartbeat,
   memory,
   ...UPSTREAM_SCENARIOS,
+  ...EVENT_SCENARIOS,
   discoverOnSharedStore('redis', startRedisBackend),
   discoverOnSharedStore('etcd', startEtcdBackend),
   registerOnSharedStore('redis', startRedisBackend, async (b) => redisRawWriteRate(b.port, WRITERS, 100_000)),

@@ -5,6 +5,7 @@ import pino, { type Logger } from 'pino';
 import { Catalog } from './core/catalog.ts';
 import type { MaxineConfig } from './config/schema.ts';
 import { buildApp } from './http/app.ts';
+import { EventHub } from './http/events/hub.ts';
 import type { DeclaredRoute } from './http/permissions.ts';
 import type { CheckDefaults } from './health/check-spec.ts';
 import { HealthChecker } from './health/checker.ts';
@@ -12,6 +13,7 @@ import type { ProxyPolicy } from './proxy/policy.ts';
 import { Proxy } from './proxy/proxy.ts';
 import { clientAddressResolver } from './http/client-address.ts';
 import { Registry } from './registry/registry.ts';
+import { RevisionWaiters } from './registry/revision-waiters.ts';
 import { RuntimeConfig } from './registry/runtime-config.ts';
 import { openStore } from './store/open.ts';
 import { FencedError } from './store/store.ts';
@@ -99,6 +101,7 @@ export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> 
   const instanceId = config.instanceId ?? `${hostname()}-${process.pid}`;
   const store = await openStore(config, logger, instanceId);
   const catalog = new Catalog(config.eventRingSize, Date.now, store.leasesInCatalog);
+  const revisionWaiters = new RevisionWaiters(catalog);
   const proxy = new Proxy({
     catalog,
     defaults: proxyDefaultsOf(config),
@@ -177,16 +180,22 @@ export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> 
     throw error;
   }
   const tls = tlsSettingsOf(config);
+  const events = new EventHub(catalog, () => security.policy(), {
+    maxConnectionsPerPrincipal: config.eventsMaxConnectionsPerPrincipal,
+    bufferBytes: config.eventsBufferBytes,
+    pingIntervalMs: config.eventsPingIntervalMs,
+  });
   let reloader: TlsReloader | undefined;
   const stopAll = async () => {
     reloader?.close();
+    events.close();
     security.close();
     await stopServices();
   };
   let app: Awaited<ReturnType<typeof buildApp>>;
   try {
     app = await buildApp(
-      { registry, runtime, config, instanceId, clientAddress: clientAddressResolver(config.trustProxy), checkDefaults, proxy, checker, security, audit },
+      { registry, revisionWaiters, runtime, config, instanceId, clientAddress: clientAddressResolver(config.trustProxy), checkDefaults, proxy, checker, security, audit, events },
       {
         logger,
         ...(tls === undefined ? {} : { https: tlsServerOptions(tls) }),
@@ -222,6 +231,8 @@ export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> 
     routes: app.declaredRoutes,
     close: () => {
       closing ??= (async () => {
+        // Parked listings would hold app.close() for up to their whole wait: answer them first.
+        revisionWaiters.close();
         await app.close();
         await stopAll();
         logger.info('maxine stopped');

@@ -92,6 +92,10 @@ export function installAccessControl(app: FastifyInstance, access: AccessControl
     const permission = config.permission ?? 'public';
     if (permission === 'public') return undefined;
     const anonymous = principal.kind === 'anonymous';
+    if (permission === 'per-item') {
+      request.accessGranted = true;
+      return undefined;
+    }
     if (!isAction(permission)) {
       if (anonymous) return refuse(request, reply, config, 'Sign in first.', true);
       request.accessGranted = true;

@@ -1,6 +1,10 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
+import { eventSocketRoute } from './events/websocket.ts';
+import { sseRoute } from './events/sse.ts';
+import { graphqlRoutes } from './graphql/plugin.ts';
 import { actuatorRoutes } from './actuator/routes.ts';
 import type { AppContext } from './context.ts';
 import { ErrorBody, installErrorHandling } from './errors.ts';
@@ -24,6 +28,8 @@ import { HealthCheckBody, InstanceBody, LeasedInstanceBody } from './views.ts';
 const STALE_HEADER = 'x-maxine-stale';
 
 const PROXY_PREFIX = '/api/maxine/serviceops/proxy';
+/** Subscription messages are small; a bound keeps a client from making the server buffer megabytes. */
+const WS_MAX_MESSAGE_BYTES = 64 * 1024;
 /** The Lightning routes' proxy, at the root like the rest of them. */
 const LIGHTNING_PROXY_PREFIX = '/proxy';
 
@@ -129,6 +135,12 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     );
   });
 
+  // Registered once at the root, before any plugin that upgrades (the event streams, GraphQL subscriptions).
+  await app.register(websocket, { options: { maxPayload: WS_MAX_MESSAGE_BYTES } });
+  await app.register(eventSocketRoute(ctx, ctx.events, '/api/maxine/events/ws'));
+  await app.register(eventSocketRoute(ctx, ctx.events, '/'));
+  await app.register(sseRoute(ctx, ctx.events), { prefix: '/api/maxine' });
+  await app.register(graphqlRoutes(ctx, options.logger));
   await app.register(serviceOpsRoutes(ctx), { prefix: '/api/maxine/serviceops' });
   await app.register(instanceRoutes(ctx), { prefix: '/api/maxine/serviceops' });
   await app.register(policyRoutes(ctx), { prefix: '/api/maxine/serviceops' });

@@ -1,16 +1,20 @@
 import type { Security } from '../auth/security.ts';
 import type { MaxineConfig } from '../config/schema.ts';
 import type { AuditLog } from '../observe/audit.ts';
+import type { EventHub } from './events/hub.ts';
 import type { CheckDefaults } from '../health/check-spec.ts';
 import type { HealthChecker } from '../health/checker.ts';
 import type { Proxy } from '../proxy/proxy.ts';
 import type { ClientAddress } from './client-address.ts';
 import type { Registry } from '../registry/registry.ts';
+import type { RevisionWaiters } from '../registry/revision-waiters.ts';
 import type { RuntimeConfig } from '../registry/runtime-config.ts';
 
 /** What every surface needs; surfaces hold no registry state of their own. */
 export interface AppContext {
   readonly registry: Registry;
+  /** Blocking queries on the listings: their indexes and the requests parked on them. */
+  readonly revisionWaiters: RevisionWaiters;
   readonly runtime: RuntimeConfig;
   readonly config: MaxineConfig;
   /** This replica's name in leadership (MAXINE_INSTANCE_ID or <hostname>-<pid>). */
@@ -27,4 +31,6 @@ export interface AppContext {
   readonly security: Security;
   /** Every change and every refusal, for the audit log and /api/actuator/audit. */
   readonly audit: AuditLog;
+  /** Live events for WebSocket and SSE subscribers. */
+  readonly events: EventHub;
 }

@@ -6,8 +6,11 @@ import { ACTIONS, type Action } from '../auth/actions.ts';
  * the server refuses to start when a route has none, so nothing can be added
  * without deciding who may call it. `public` needs nothing, `authenticated`
  * any signed-in principal, an action what the access policy grants.
+ * `per-item` routes (event streams, GraphQL) establish the caller like any
+ * protected route (presented credentials must be valid) and then decide on
+ * every item they hand out, with the same policy.
  */
-export const PERMISSIONS = ['public', 'authenticated', ...ACTIONS] as const;
+export const PERMISSIONS = ['public', 'authenticated', 'per-item', ...ACTIONS] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 /** Reads the service a request touches, once its input is validated; undefined when it names none. */
@@ -48,7 +51,7 @@ export const serviceIn = {
 };
 
 export function isAction(permission: Permission): permission is Action {
-  return permission !== 'public' && permission !== 'authenticated';
+  return permission !== 'public' && permission !== 'authenticated' && permission !== 'per-item';
 }
 
 /** A route as the access tests enumerate them. */

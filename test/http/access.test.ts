@@ -14,7 +14,7 @@ const JWT_SECRET = 'access-test-secret-that-is-long-enough-0123456789';
 const SERVICE = 'orders';
 
 /** The weakest role that may use each permission (the original's matrix). */
-const LEAST_ROLE: Record<Exclude<Permission, 'public' | 'authenticated'>, 'viewer' | 'operator' | 'admin'> = {
+const LEAST_ROLE: Record<Exclude<Permission, 'public' | 'authenticated' | 'per-item'>, 'viewer' | 'operator' | 'admin'> = {
   discover: 'viewer',
   proxy: 'viewer',
   'registry:read': 'viewer',
@@ -49,6 +49,8 @@ function allowed(route: DeclaredRoute, caller: Caller, requireClientAuth: boolea
   if (caller.kind === 'invalid') return false;
   if (caller.kind === 'foreign') return route.forwardsCredentials && allowed(route, { name: 'anonymous', kind: 'anonymous' }, requireClientAuth);
   if (route.permission === 'authenticated') return caller.kind !== 'anonymous';
+  // The route decides per item it hands out; at the door only valid credentials (or none) count.
+  if (route.permission === 'per-item') return true;
   if (!requireClientAuth && CLIENT_PERMISSIONS.has(route.permission)) return true;
   if (caller.kind === 'role') return RANK[caller.role] >= RANK[LEAST_ROLE[route.permission]];
   // The scoped token covers SERVICE only: routes that touch no single service are out of its reach.
@@ -64,11 +66,14 @@ function concrete(url: string): string {
     .replace(':userName', 'nobody-here')
     .replace(':id', '0123456789abcdef')
     .replace('*', 'some/path')
-    .replace(/\/discover$/, `/discover?serviceName=${SERVICE}`);
+    .replace(/\/discover$/, `/discover?serviceName=${SERVICE}`)
+    // An invalid revision answers 400 after the access decision instead of opening a stream that never ends.
+    .replace(/\/events$/, '/events?lastEventId=not-a-revision');
 }
 
 /** Spellings that must never get past a check the canonical path does not pass. */
 function variants(path: string): string[] {
+  if (path === '/') return ['//', '/./', '/%2e/', '/;x=1', '/%00', '/%2f'];
   const [first, ...rest] = path.slice(1).split('/');
   const out = new Set<string>([
     path.toUpperCase(),

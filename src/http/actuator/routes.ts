@@ -75,6 +75,15 @@ export function actuatorRoutes(ctx: AppContext): FastifyPluginAsync {
                 kind: Type.String(),
                 reachable: Type.Boolean({ description: 'false while reads come from the last known catalog' }),
               }),
+              events: Type.Object(
+                {
+                  connections: Type.Integer({ description: 'open WebSocket and SSE event streams' }),
+                  sent: Type.Record(Type.String(), Type.Integer(), { description: 'events delivered, by type' }),
+                  dropped: Type.Integer({ description: 'events not delivered to slow subscribers' }),
+                  resyncs: Type.Integer({ description: 'resync markers sent' }),
+                },
+                { description: "this replica's event streams" },
+              ),
             }),
           },
         },
@@ -88,6 +97,7 @@ export function actuatorRoutes(ctx: AppContext): FastifyPluginAsync {
           instances: catalog.instanceCount,
           revision: catalog.revision,
           store: { kind: ctx.registry.storeKind, reachable: ctx.registry.storeHealth().reachable },
+          events: ctx.events.stats(),
         };
       },
     );
@@ -104,24 +114,27 @@ export function actuatorRoutes(ctx: AppContext): FastifyPluginAsync {
           response: { 200: ClusterView },
         },
       },
-      async () => {
-        const { registry } = ctx;
-        const leadership = registry.leadership();
-        const health = registry.storeHealth();
-        return {
-          enabled: registry.storeKind !== 'local',
-          instanceId: ctx.instanceId,
-          isLeader: leadership.isLeader,
-          hasLeader: leadership.leaderId !== null,
-          fencingToken: leadership.leaderId === null ? null : leadership.fencingToken,
-          leaderInstanceId: leadership.leaderId,
-          observedAt: new Date(leadership.observedAt).toISOString(),
-          store: registry.storeKind,
-          revision: registry.catalog.revision,
-          reachable: health.reachable,
-          storeError: health.error,
-        };
-      },
+      async () => clusterView(ctx),
     );
+  };
+}
+
+/** This replica's view of leadership and its store: /api/actuator/cluster and GraphQL's `cluster`. */
+export function clusterView(ctx: AppContext) {
+  const { registry } = ctx;
+  const leadership = registry.leadership();
+  const health = registry.storeHealth();
+  return {
+    enabled: registry.storeKind !== 'local',
+    instanceId: ctx.instanceId,
+    isLeader: leadership.isLeader,
+    hasLeader: leadership.leaderId !== null,
+    fencingToken: leadership.leaderId === null ? null : leadership.fencingToken,
+    leaderInstanceId: leadership.leaderId,
+    observedAt: new Date(leadership.observedAt).toISOString(),
+    store: registry.storeKind,
+    revision: registry.catalog.revision,
+    reachable: health.reachable,
+    storeError: health.error,
   };
 }

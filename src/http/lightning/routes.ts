@@ -3,6 +3,7 @@ import { Type, type Static } from 'typebox';
 import type { InstanceKey } from '../../core/instance.ts';
 import type { Registration } from '../../registry/registry.ts';
 import { forbiddenHostProblem } from '../maxine/registration.ts';
+import { blockingIndex, BlockingQuery } from '../blocking.ts';
 import { checkHost, checkInstanceId, checkServiceName, checkTags, checkVersion, LIMITS, type FieldProblem } from '../../core/validation.ts';
 import { serviceIn } from '../permissions.ts';
 import type { AppContext } from '../context.ts';
@@ -40,6 +41,8 @@ const LightningDiscoverQuery = Type.Object(
   },
   { additionalProperties: false },
 );
+
+const LightningServersQuery = Type.Object(BlockingQuery, { additionalProperties: false });
 
 const Success = Type.Object({ success: Type.Boolean() });
 
@@ -209,11 +212,15 @@ export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
         config: { permission: 'registry:read' },
         schema: {
           tags: ['lightning'],
-          summary: 'Service names (Lightning mode)',
-          response: { 200: Type.Object({ services: Type.Array(Type.String()) }) },
+          summary: 'Service names (Lightning mode); index and wait make it a blocking query',
+          querystring: LightningServersQuery,
+          response: { 200: Type.Object({ services: Type.Array(Type.String()) }), 400: Type.Ref('Error') },
         },
       },
-      async () => ({ services: [...registry.catalog.allServices()].map((s) => s.name).sort() }),
+      async (request, reply) => {
+        await blockingIndex(ctx, reply, null, request.query as Static<typeof LightningServersQuery>);
+        return { services: [...registry.catalog.allServices()].map((s) => s.name).sort() };
+      },
     );
 
     app.get(

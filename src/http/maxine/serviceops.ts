@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { checkPath, LIMITS } from '../../core/validation.ts';
+import { BlockingQuery, blockingIndex } from '../blocking.ts';
 import { instanceKey } from './instance-key.ts';
 import { serviceIn } from '../permissions.ts';
 import type { AppContext } from '../context.ts';
@@ -42,6 +43,7 @@ const ServersQuery = Type.Object(
   {
     format: Type.Optional(Type.Union([Type.Literal('v1'), Type.Literal('v2')])),
     serviceName: Type.Optional(Type.String({ maxLength: LIMITS.nameLength })),
+    ...BlockingQuery,
   },
   { additionalProperties: false },
 );
@@ -215,13 +217,14 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
         config: { permission: 'registry:read' },
         schema: {
           tags: ['maxine'],
-          summary: "List every service: the original shape, or ?format=v2 with full instances and revisions",
+          summary: "List every service: the original shape, or ?format=v2 with full instances and revisions; index and wait make it a blocking query",
           querystring: ServersQuery,
           response: { 400: Type.Ref('Error') },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const query = request.query as Static<typeof ServersQuery>;
+        await blockingIndex(ctx, reply, query.serviceName ?? null, query);
         const catalog = registry.catalog;
         const one = query.serviceName === undefined ? undefined : catalog.service(query.serviceName);
         const services = query.serviceName === undefined ? catalog.allServices() : one ? [one] : [];

@@ -19,10 +19,14 @@ import { openStore } from './store/open.ts';
 import { FencedError } from './store/store.ts';
 import { SwitchableLogDestination, type LogSwitches } from './observe/log-destination.ts';
 import { AuditLog } from './observe/audit.ts';
+import { RecentLines } from './observe/recent-lines.ts';
 import { OidcVerifier } from './auth/oidc.ts';
 import { Security } from './auth/security.ts';
 import type { ConfiguredUser } from './auth/bootstrap.ts';
 import { clientCertificateSubject, TlsReloader, tlsServerOptions, type TlsSettings } from './http/tls.ts';
+
+/** How much recent log output /api/logs/recent keeps. */
+const RECENT_LOG_BYTES = 256 * 1024;
 
 const DEFAULT_LOG_SWITCHES: LogSwitches = { logAsync: true, logFormat: 'JSON', logJsonPrettify: false };
 
@@ -96,7 +100,8 @@ function oidcVerifierOf(config: MaxineConfig): OidcVerifier | null {
 export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> {
   // The runtime config lives in the store, which is opened after the logger exists.
   let runtime: RuntimeConfig | undefined;
-  const destination = new SwitchableLogDestination(() => runtime?.settings ?? DEFAULT_LOG_SWITCHES);
+  const recentLogs = new RecentLines(RECENT_LOG_BYTES);
+  const destination = new SwitchableLogDestination(() => runtime?.settings ?? DEFAULT_LOG_SWITCHES, 1, recentLogs);
   const logger = pino({ level: config.logLevel, base: { service: 'maxine' } }, destination);
   const instanceId = config.instanceId ?? `${hostname()}-${process.pid}`;
   const store = await openStore(config, logger, instanceId);
@@ -195,7 +200,7 @@ export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> 
   let app: Awaited<ReturnType<typeof buildApp>>;
   try {
     app = await buildApp(
-      { registry, revisionWaiters, runtime, config, instanceId, clientAddress: clientAddressResolver(config.trustProxy), checkDefaults, proxy, checker, security, audit, events },
+      { registry, revisionWaiters, runtime, config, instanceId, clientAddress: clientAddressResolver(config.trustProxy), checkDefaults, proxy, checker, security, audit, events, recentLogs },
       {
         logger,
         ...(tls === undefined ? {} : { https: tlsServerOptions(tls) }),

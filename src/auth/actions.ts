@@ -16,6 +16,7 @@ export const ACTIONS = [
   'ops:write',
   'users:manage',
   'audit:read',
+  'logs:manage',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
@@ -26,7 +27,7 @@ export function isAction(value: unknown): value is Action {
 const VIEWER: readonly Action[] = ['discover', 'proxy', 'registry:read', 'config:read', 'ops:read'];
 const OPERATOR: readonly Action[] = [...VIEWER, 'register', 'deregister', 'config:write', 'ops:write'];
 
-/** The original's role matrix: viewers read, operators change the registry and its settings, admins also manage identities and read the audit. */
+/** The original's role matrix: viewers read, operators change the registry and its settings, admins also manage identities, read the audit and the logs. */
 export const ROLE_ACTIONS: Readonly<Record<Role, ReadonlySet<Action>>> = {
   viewer: new Set(VIEWER),
   operator: new Set(OPERATOR),

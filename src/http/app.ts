@@ -4,6 +4,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import { eventSocketRoute } from './events/websocket.ts';
 import { sseRoute } from './events/sse.ts';
+import { probeRoutes } from './probes.ts';
+import { logRoutes } from './logs.ts';
 import { graphqlRoutes } from './graphql/plugin.ts';
 import { actuatorRoutes } from './actuator/routes.ts';
 import type { AppContext } from './context.ts';
@@ -141,6 +143,8 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   await app.register(eventSocketRoute(ctx, ctx.events, '/'));
   await app.register(sseRoute(ctx, ctx.events), { prefix: '/api/maxine' });
   await app.register(graphqlRoutes(ctx, options.logger));
+  await app.register(probeRoutes(ctx));
+  await app.register(logRoutes(ctx), { prefix: '/api/logs' });
   await app.register(serviceOpsRoutes(ctx), { prefix: '/api/maxine/serviceops' });
   await app.register(instanceRoutes(ctx), { prefix: '/api/maxine/serviceops' });
   await app.register(policyRoutes(ctx), { prefix: '/api/maxine/serviceops' });

@@ -2,6 +2,7 @@ import type { Security } from '../auth/security.ts';
 import type { MaxineConfig } from '../config/schema.ts';
 import type { AuditLog } from '../observe/audit.ts';
 import type { EventHub } from './events/hub.ts';
+import type { RecentLines } from '../observe/recent-lines.ts';
 import type { CheckDefaults } from '../health/check-spec.ts';
 import type { HealthChecker } from '../health/checker.ts';
 import type { Proxy } from '../proxy/proxy.ts';
@@ -33,4 +34,6 @@ export interface AppContext {
   readonly audit: AuditLog;
   /** Live events for WebSocket and SSE subscribers. */
   readonly events: EventHub;
+  /** This replica's recent log lines, for /api/logs. */
+  readonly recentLogs: RecentLines;
 }

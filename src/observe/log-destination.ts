@@ -1,5 +1,6 @@
 import pino from 'pino';
 import type { LogFormat } from '../registry/runtime-config.ts';
+import type { RecentLines } from './recent-lines.ts';
 
 /** The original Maxine's runtime log switches (PUT /api/maxine/control/config). */
 export interface LogSwitches {
@@ -33,6 +34,8 @@ export class SwitchableLogDestination {
   constructor(
     private readonly switches: () => LogSwitches,
     fd = 1,
+    /** Also kept here, as written, for /api/logs/recent. */
+    private readonly recent?: RecentLines,
   ) {
     this.buffered = pino.destination({ dest: fd, sync: false, minLength: 4096 });
     this.direct = pino.destination({ dest: fd, sync: true });
@@ -45,6 +48,7 @@ export class SwitchableLogDestination {
     if (this.lastAsync && !logAsync) this.buffered.flushSync();
     this.lastAsync = logAsync;
     (logAsync ? this.buffered : this.direct).write(text);
+    this.recent?.push(text);
   }
 
   flush(): void {

@@ -26,6 +26,7 @@ const LEAST_ROLE: Record<Exclude<Permission, 'public' | 'authenticated' | 'per-i
   'ops:write': 'operator',
   'users:manage': 'admin',
   'audit:read': 'admin',
+  'logs:manage': 'admin',
 };
 /** Open to everyone unless MAXINE_REQUIRE_CLIENT_AUTH is on, as in the original. */
 const CLIENT_PERMISSIONS = new Set<Permission>(['discover', 'proxy', 'register', 'deregister']);

@@ -5,6 +5,9 @@ import type { AppContext } from './context.ts';
 import { ApiError } from './errors.ts';
 import { filterParams, strategyParam } from './request-values.ts';
 
+/** Longest explicit hash key (`key`) a discover accepts, on every surface. */
+export const MAX_HASH_KEY_LENGTH = 512;
+
 export interface DiscoveryQuery {
   /** Present; each surface answers its own message when it is missing. */
   readonly serviceName: string;

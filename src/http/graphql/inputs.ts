@@ -4,6 +4,7 @@ import { Compile } from 'typebox/compile';
 import type { FieldProblem } from '../../core/validation.ts';
 import { RegisterBody } from '../maxine/registration.ts';
 import { InstanceRef } from '../maxine/serviceops.ts';
+import { StatusReason } from '../maxine/instances.ts';
 import { validationError } from './errors.ts';
 import { QUERY_LIMITS } from './limits.ts';
 
@@ -14,11 +15,7 @@ import { QUERY_LIMITS } from './limits.ts';
  * lengths, ranges and patterns.
  */
 
-/** The REST status route's `reason` (its body schema is not exported). */
-const StatusChange = Type.Object({
-  ...InstanceRef.properties,
-  reason: Type.Optional(Type.String({ maxLength: 256, pattern: '^[^\\u0000-\\u001f\\u007f]*$' })),
-});
+const StatusChange = Type.Object({ ...InstanceRef.properties, reason: Type.Optional(StatusReason) });
 
 const registerBody = Compile(RegisterBody);
 const instanceRef = Compile(InstanceRef);

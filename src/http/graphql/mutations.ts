@@ -1,6 +1,6 @@
 import type { AdminStatus } from '../../core/instance.ts';
 import type { AppContext } from '../context.ts';
-import { instanceKey } from '../maxine/instance-key.ts';
+import { instanceKey, unknownInstanceMessage } from '../maxine/instance-key.ts';
 import { registrationSpec } from '../maxine/registration.ts';
 import { instanceView } from '../views.ts';
 import { CodedError } from './errors.ts';
@@ -14,7 +14,7 @@ interface InstanceArgs {
 }
 
 function unknownInstance(serviceName: string, nodeName: string): CodedError {
-  return new CodedError(`No instance "${nodeName}" is registered for service "${serviceName}".`, 'NOT_FOUND', 404);
+  return new CodedError(unknownInstanceMessage(serviceName, nodeName), 'NOT_FOUND', 404);
 }
 
 /**

@@ -3,7 +3,7 @@ import { matchesFilter } from '../../core/filter.ts';
 import type { AdminStatus, Health } from '../../core/instance.ts';
 import { LIMITS, checkServiceName, checkTags, checkVersion, checkZone, type FieldProblem } from '../../core/validation.ts';
 import type { AppContext } from '../context.ts';
-import { discoverInstance } from '../discovery.ts';
+import { discoverInstance, MAX_HASH_KEY_LENGTH } from '../discovery.ts';
 import { leasedInstanceView } from '../views.ts';
 import { validationError } from './errors.ts';
 import type { Gate, GraphQLContext } from './gate.ts';
@@ -12,7 +12,6 @@ import { clusterView } from '../actuator/routes.ts';
 import { instanceOut, type InstanceOut } from './views.ts';
 
 /** As the REST discover's `key` query parameter. */
-const MAX_HASH_KEY_LENGTH = 512;
 
 interface ServicesArgs {
   readonly filter?: { readonly namePrefix?: string | null; readonly eligibleOnly?: boolean | null } | null;

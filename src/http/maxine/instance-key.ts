@@ -9,6 +9,11 @@ export const InstanceParams = Type.Object({
   nodeName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
 });
 
+/** What a client is told about an instance that is not registered (REST and GraphQL alike). */
+export function unknownInstanceMessage(serviceName: string, nodeName: string): string {
+  return `No instance "${nodeName}" is registered for service "${serviceName}".`;
+}
+
 /** Names that could never have been registered are a client error, not an unknown instance. */
 export function instanceKey(serviceName: string, nodeName: string): InstanceKey {
   const problems = [checkServiceName(serviceName), checkInstanceId(nodeName)].filter((p) => p !== undefined);

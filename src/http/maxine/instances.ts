@@ -6,12 +6,15 @@ import type { AppContext } from '../context.ts';
 import { instanceView } from '../views.ts';
 import { InstanceParams, instanceKey } from './instance-key.ts';
 
+/** Why an operator changed a status: shown in listings and events. */
+export const StatusReason = Type.String({ maxLength: 256, pattern: '^[^\\u0000-\\u001f\\u007f]*$', description: 'shown in listings and events' });
+
 const StatusBody = Type.Object(
   {
     status: Type.Union([Type.Literal('up'), Type.Literal('starting'), Type.Literal('draining'), Type.Literal('maintenance')], {
       description: 'maintenance: no picks (on), up: back in rotation (off), draining: no new picks but still listed',
     }),
-    reason: Type.Optional(Type.String({ maxLength: 256, pattern: '^[^\\u0000-\\u001f\\u007f]*$', description: 'shown in listings and events' })),
+    reason: Type.Optional(StatusReason),
   },
   { additionalProperties: false },
 );

@@ -2,7 +2,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { checkPath, LIMITS } from '../../core/validation.ts';
 import { BlockingQuery, blockingIndex } from '../blocking.ts';
-import { instanceKey } from './instance-key.ts';
+import { instanceKey, unknownInstanceMessage } from './instance-key.ts';
+import { MAX_HASH_KEY_LENGTH } from '../discovery.ts';
 import { serviceIn } from '../permissions.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
@@ -34,7 +35,7 @@ const DiscoverQuery = Type.Object(
     version: Type.Optional(Type.String({ maxLength: LIMITS.versionLength })),
     zone: Type.Optional(Type.String({ maxLength: LIMITS.zoneLength })),
     meta: Type.Optional(Type.String({ maxLength: 4096, description: 'comma-separated key:value metadata that must match' })),
-    key: Type.Optional(Type.String({ maxLength: 512, description: 'hash key for consistent-hash and rendezvous-hash' })),
+    key: Type.Optional(Type.String({ maxLength: MAX_HASH_KEY_LENGTH, description: 'hash key for consistent-hash and rendezvous-hash' })),
   },
   { additionalProperties: false },
 );
@@ -235,5 +236,5 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
 }
 
 function unknownInstance(serviceName: string, nodeName: string): ApiError {
-  return new ApiError(404, 'NOT_FOUND', `No instance "${nodeName}" is registered for service "${serviceName}".`);
+  return new ApiError(404, 'NOT_FOUND', unknownInstanceMessage(serviceName, nodeName));
 }

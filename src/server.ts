@@ -20,6 +20,10 @@ import { FencedError } from './store/store.ts';
 import { SwitchableLogDestination, type LogSwitches } from './observe/log-destination.ts';
 import { AuditLog } from './observe/audit.ts';
 import { RecentLines } from './observe/recent-lines.ts';
+import { RecentRequests } from './observe/recent-requests.ts';
+import { Metrics } from './observe/metrics.ts';
+import { instrumentStore } from './observe/metrics-store.ts';
+import { startTracing, type TracingEnv } from './observe/tracing.ts';
 import { OidcVerifier } from './auth/oidc.ts';
 import { Security } from './auth/security.ts';
 import type { ConfiguredUser } from './auth/bootstrap.ts';
@@ -27,6 +31,9 @@ import { clientCertificateSubject, TlsReloader, tlsServerOptions, type TlsSettin
 
 /** How much recent log output /api/logs/recent keeps. */
 const RECENT_LOG_BYTES = 256 * 1024;
+
+/** How many answered requests /api/actuator/traces keeps. */
+const RECENT_REQUESTS = 200;
 
 const DEFAULT_LOG_SWITCHES: LogSwitches = { logAsync: true, logFormat: 'JSON', logJsonPrettify: false };
 
@@ -96,15 +103,25 @@ function oidcVerifierOf(config: MaxineConfig): OidcVerifier | null {
   });
 }
 
-/** Wires one replica together: store -> catalog -> registry -> HTTP surfaces. */
-export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> {
+/**
+ * Wires one replica together: store -> catalog -> registry -> HTTP surfaces.
+ * Tracing is configured by the OTEL_* variables of `env`.
+ */
+export async function startMaxine(config: MaxineConfig, env: TracingEnv = process.env): Promise<RunningMaxine> {
   // The runtime config lives in the store, which is opened after the logger exists.
   let runtime: RuntimeConfig | undefined;
   const recentLogs = new RecentLines(RECENT_LOG_BYTES);
   const destination = new SwitchableLogDestination(() => runtime?.settings ?? DEFAULT_LOG_SWITCHES, 1, recentLogs);
   const logger = pino({ level: config.logLevel, base: { service: 'maxine' } }, destination);
   const instanceId = config.instanceId ?? `${hostname()}-${process.pid}`;
-  const store = await openStore(config, logger, instanceId);
+  // Before the store opens: its writes get spans.
+  const tracing = await startTracing(env, { instanceId, onWarning: (message) => logger.warn(message) });
+  if (tracing !== null) {
+    const { endpoint, protocol, sampler } = tracing.settings;
+    logger.info({ endpoint, protocol, sampler }, 'tracing: exporting spans over OTLP/HTTP');
+  }
+  const opened = await openStore(config, logger, instanceId);
+  const store = tracing === null ? opened : tracing.traceStore(opened);
   const catalog = new Catalog(config.eventRingSize, Date.now, store.leasesInCatalog);
   const revisionWaiters = new RevisionWaiters(catalog);
   const proxy = new Proxy({
@@ -112,9 +129,20 @@ export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> 
     defaults: proxyDefaultsOf(config),
     allowLinkLocal: config.allowLinkLocal,
     onWarning: (message) => logger.warn(message),
+    tracing: tracing?.proxy,
+  });
+  // What it reads of the parts wired below, it reads when scraped: nothing is scraped before the app listens.
+  // Annotated because those parts' types go back to it (through the registry's store).
+  const metrics: Metrics = new Metrics({
+    catalog,
+    store,
+    maxServices: config.metricsMaxServices,
+    checks: () => checker.stats(),
+    proxiedRequests: () => proxy.stats().requests,
+    events: () => events.stats(),
   });
   const registry = new Registry({
-    store,
+    store: instrumentStore(store, metrics),
     catalog,
     clock: Date.now,
     maxInstancesPerService: config.maxInstancesPerService,
@@ -156,6 +184,8 @@ export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> 
     await proxy.close();
     await registry.stop();
     await audit.close();
+    await tracing?.shutdown();
+    metrics.close();
   };
   let security: Security;
   try {
@@ -200,9 +230,10 @@ export async function startMaxine(config: MaxineConfig): Promise<RunningMaxine> 
   let app: Awaited<ReturnType<typeof buildApp>>;
   try {
     app = await buildApp(
-      { registry, revisionWaiters, runtime, config, instanceId, clientAddress: clientAddressResolver(config.trustProxy), checkDefaults, proxy, checker, security, audit, events, recentLogs },
+      { registry, revisionWaiters, runtime, config, instanceId, clientAddress: clientAddressResolver(config.trustProxy), checkDefaults, proxy, checker, security, audit, events, recentLogs, recentRequests: tracing === null ? null : new RecentRequests(RECENT_REQUESTS), metrics },
       {
         logger,
+        ...(tracing === null ? {} : { tracing: tracing.plugin }),
         ...(tls === undefined ? {} : { https: tlsServerOptions(tls) }),
         ...(config.tlsClientAuth === 'none' ? {} : { certificateSubject: (request) => clientCertificateSubject(request.raw.socket) }),
       },

@@ -113,6 +113,8 @@ describe('loadConfig defaults', () => {
       auditLogFiles: 10,
       auditLogMaxBytes: 10485760,
       auditRingSize: 1000,
+      metricsPublic: false,
+      metricsMaxServices: 200,
       configFile: undefined,
     });
     assert.deepEqual(Object.keys(config).sort(), CONFIG_SETTINGS.map((s) => s.key).sort());

@@ -691,6 +691,22 @@ export const CONFIG_SETTINGS = [
     default: 1000,
     description: 'Recent audit events kept in memory for /api/actuator/audit.',
   }),
+  setting({
+    key: 'metricsPublic',
+    flag: '--metrics-public',
+    env: ['MAXINE_METRICS_PUBLIC'],
+    kind: boolean,
+    default: false,
+    description: 'Serve /metrics and /api/actuator/prometheus without credentials, for scrapers (off: they need ops:read).',
+  }),
+  setting({
+    key: 'metricsMaxServices',
+    flag: '--metrics-max-services',
+    env: ['MAXINE_METRICS_MAX_SERVICES'],
+    kind: integer(1, 10_000),
+    default: 200,
+    description: 'Services named in metric labels; the rest are counted together as `_other`, so series stay bounded.',
+  }),
   CONFIG_FILE,
 ] as const;
 

@@ -23,6 +23,8 @@ export interface AccessControl {
   readonly clientAddress: ClientAddress;
   /** The verified client certificate's subject (mTLS), or null; absent when mTLS is off. */
   readonly certificateSubject?: (request: FastifyRequest) => string | null;
+  /** Presented credentials were refused (invalid, expired, revoked): an authentication failure for the metrics. */
+  readonly onCredentialsRefused: () => void;
 }
 
 declare module 'fastify' {
@@ -132,6 +134,7 @@ export function installAccessControl(app: FastifyInstance, access: AccessControl
           if (error instanceof UnrecognizedCredentialError && config.forwardsCredentials === true) {
             return done(admit(request, reply, config, subject === null ? ANONYMOUS : certificatePrincipal(subject)));
           }
+          access.onCredentialsRefused();
           done(refuse(request, reply, config, error.message, true));
         },
       );

@@ -1,4 +1,12 @@
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyReply,
+  type FastifyRequest,
+  type onResponseHookHandler,
+} from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
@@ -24,6 +32,9 @@ import { installAccessControl } from './access.ts';
 import { sessionRoutes } from './auth/sessions.ts';
 import { identityRoutes } from './auth/identities.ts';
 import { auditRoute } from './actuator/audit.ts';
+import { tracesRoute } from './actuator/traces.ts';
+import { prometheusRoutes } from './actuator/prometheus.ts';
+import { traceIdOf } from '../proxy/headers.ts';
 import { HealthCheckBody, InstanceBody, LeasedInstanceBody } from './views.ts';
 
 /** Present (value "true") on every response while the store's backend is unreachable. */
@@ -46,6 +57,8 @@ export interface AppOptions {
   readonly https?: import('node:https').ServerOptions;
   /** The verified client certificate's subject, when mTLS is on. */
   readonly certificateSubject?: (request: FastifyRequest) => string | null;
+  /** Server spans and the x-trace-id header (src/observe/tracing.ts), when tracing is on. */
+  readonly tracing?: FastifyPluginAsync;
 }
 
 declare module 'fastify' {
@@ -76,6 +89,8 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     frameworkErrors: answerBadUrl,
   });
 
+  // First, so that every route gets its span and the span starts before any other hook.
+  if (options.tracing !== undefined) await app.register(options.tracing);
   installErrorHandling(app, options.logger);
   app.decorate('declaredRoutes', installPermissions(app));
   installAccessControl(app, {
@@ -84,14 +99,42 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     audit: ctx.audit,
     clientAddress: ctx.clientAddress,
     ...(options.certificateSubject === undefined ? {} : { certificateSubject: options.certificateSubject }),
+    onCredentialsRefused: () => ctx.metrics.credentialsRefused(),
   });
   // Callback-style, not async: this runs on every request and a promise per request shows in the benchmarks.
-  const { registry } = ctx;
+  const { registry, recentRequests } = ctx;
+  const echoTraceId = options.tracing === undefined;
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    // Tracing off, the caller's own trace (when it sent a valid traceparent) is still the one to look for.
+    if (echoTraceId) {
+      const traceId = traceIdOf(request.raw.headers.traceparent);
+      if (traceId !== null) reply.header('x-trace-id', traceId);
+    }
     // Reads keep coming from the last known catalog while the backend is away; say so.
     if (!registry.storeHealth().reachable) reply.header(STALE_HEADER, 'true');
     done();
+  });
+  // Per route, bound to its pattern: request.routeOptions would build an object per request.
+  if (recentRequests !== null) {
+    app.addHook('onRoute', (route) => {
+      const pattern = route.url;
+      const remember: onResponseHookHandler = (request, reply, done) => {
+        const traceId = reply.getHeader('x-trace-id');
+        recentRequests.record(request.method, pattern, reply.statusCode, reply.elapsedTime, typeof traceId === 'string' ? traceId : null);
+        done();
+      };
+      route.onResponse = [...[route.onResponse ?? []].flat(), remember];
+    });
+  }
+  // Likewise bound per route: the request pays one observe into plain arrays (see metrics-series.ts).
+  app.addHook('onRoute', (route) => {
+    const timings = ctx.metrics.requests.route(route.url);
+    const time: onResponseHookHandler = (request, reply, done) => {
+      timings.observe(request.method, reply.statusCode, reply.elapsedTime / 1000);
+      done();
+    };
+    route.onResponse = [...[route.onResponse ?? []].flat(), time];
   });
 
   app.addSchema(ErrorBody);
@@ -153,8 +196,10 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   await app.register(sessionRoutes(ctx), { prefix: '/api/maxine' });
   await app.register(identityRoutes(ctx), { prefix: '/api/maxine' });
   await app.register(auditRoute(ctx), { prefix: '/api/actuator' });
+  await app.register(tracesRoute(ctx), { prefix: '/api/actuator' });
   await app.register(actuatorRoutes(ctx), { prefix: '/api/actuator' });
   await app.register(upstreamsRoute(ctx), { prefix: '/api/actuator' });
+  await app.register(prometheusRoutes(ctx));
   await app.register(lightningRoutes(ctx));
   await app.register(proxyRoutes(ctx, LIGHTNING_PROXY_PREFIX, 'lightning'), { prefix: LIGHTNING_PROXY_PREFIX });
   return app;

@@ -1,6 +1,8 @@
 import type { Security } from '../auth/security.ts';
 import type { MaxineConfig } from '../config/schema.ts';
 import type { AuditLog } from '../observe/audit.ts';
+import type { Metrics } from '../observe/metrics.ts';
+import type { RecentRequests } from '../observe/recent-requests.ts';
 import type { EventHub } from './events/hub.ts';
 import type { RecentLines } from '../observe/recent-lines.ts';
 import type { CheckDefaults } from '../health/check-spec.ts';
@@ -36,4 +38,12 @@ export interface AppContext {
   readonly events: EventHub;
   /** This replica's recent log lines, for /api/logs. */
   readonly recentLogs: RecentLines;
+  /**
+   * This replica's recently answered requests, for /api/actuator/traces;
+   * null while tracing is off: recording takes an onResponse hook, and with
+   * one fastify sets up response listeners on every request (measured).
+   */
+  readonly recentRequests: RecentRequests | null;
+  /** Counts the hot paths feed, and the Prometheus exposition. */
+  readonly metrics: Metrics;
 }

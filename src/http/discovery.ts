@@ -35,7 +35,10 @@ export function discoverInstance(
   const badName = checkServiceName(query.serviceName);
   if (badName) throw ApiError.validation([badName]);
   const strategy = strategyParam(query.strategy, query.strategyField, ctx.runtime.settings.serverSelectionStrategy);
-  return ctx.registry.discover(query.serviceName, filterParams(query), strategy, () => hashKey(ctx, req, query.key), exclude);
+  const instance = ctx.registry.discover(query.serviceName, filterParams(query), strategy, () => hashKey(ctx, req, query.key), exclude);
+  // The proxy picks again, excluding what it tried, for each retry: one discover request counts once.
+  if (exclude === undefined || exclude.size === 0) ctx.metrics.picked(query.serviceName, strategy, instance !== undefined);
+  return instance;
 }
 
 /** The key for hashing strategies: explicit query value, then the configured header, then the client address. */

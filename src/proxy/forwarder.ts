@@ -6,7 +6,7 @@ import type { Instance } from '../core/instance.ts';
 import type { Agents } from './agents.ts';
 import type { Admission, Breakers, Verdict } from './breaker.ts';
 import type { AnsweredStatus, ProxyCounters } from './counters.ts';
-import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
+import { clientResponseHeaders, upstreamRequestHeaders, withTraceContext } from './headers.ts';
 import { instanceKey } from '../core/keys.ts';
 import type { LoadLease, LoadTracker } from './load-tracker.ts';
 import type { OutlierDetector } from './outlier.ts';
@@ -42,6 +42,41 @@ export interface ForwarderParts {
   readonly random: () => number;
   /** A forward failed in a way that is a bug; the client got a 502. */
   readonly onError: (error: unknown) => void;
+  /** Client spans for attempts; absent when tracing is off. */
+  readonly tracing?: ProxyTracing | undefined;
+}
+
+/** Tracing as the proxy needs it (src/observe/spans.ts makes one with OpenTelemetry). */
+export interface ProxyTracing {
+  /** Called as a forward starts, in the client request's context: its attempts' spans are children of that context. */
+  exchange(): ExchangeTracing;
+}
+
+export interface ExchangeTracing {
+  /** Starts the client span of one attempt. */
+  attempt(info: AttemptInfo): AttemptSpan;
+}
+
+export interface AttemptInfo {
+  readonly method: string;
+  /** scheme://host[:port] */
+  readonly origin: string;
+  readonly path: string;
+  readonly service: string;
+  readonly instanceId: string;
+  /** Attempts of this request before this one. */
+  readonly resendCount: number;
+}
+
+export interface AttemptSpan {
+  /** The span's context as a W3C traceparent (and tracestate), sent to the instance. */
+  readonly traceparent: string;
+  readonly tracestate: string | undefined;
+  /** The instance's final status code. */
+  response(status: number): void;
+  /** The attempt produced no response for the client. */
+  failed(failure: string): void;
+  end(): void;
 }
 
 /** RFC 9110 9.2.2: repeating these has the same effect as sending them once. */
@@ -179,11 +214,13 @@ class Exchange {
   /** The instance chosen for the next attempt, and its breaker's admission. */
   private chosen: Instance | null = null;
   private chosenAdmission: Admission = 'allowed';
+  private readonly tracing: ExchangeTracing | null;
 
   constructor(
     readonly parts: ForwarderParts,
     private readonly args: ForwardArgs,
   ) {
+    this.tracing = parts.tracing === undefined ? null : parts.tracing.exchange();
     this.req = args.req;
     this.res = args.res;
     this.policy = args.policy;
@@ -275,14 +312,21 @@ class Exchange {
     this.chosen = null;
     this.attempts++;
     const target = targetOf(instance);
-    const attempt = new Attempt(this, instance, target, this.chosenAdmission, this.parts.load.start(instance));
+    const path = target.prefix + this.args.upstreamPath;
+    const method = this.req.method as Dispatcher.HttpMethod;
+    const span =
+      this.tracing === null
+        ? null
+        : this.tracing.attempt({ method, origin: target.origin, path, service: instance.service, instanceId: instance.id, resendCount: this.attempts - 1 });
+    const attempt = new Attempt(this, instance, target, this.chosenAdmission, this.parts.load.start(instance), span);
     this.current = attempt;
     this.parts.agents.get(this.policy.connectTimeoutMs).dispatch(
       {
         origin: target.origin,
-        path: target.prefix + this.args.upstreamPath,
-        method: this.req.method as Dispatcher.HttpMethod,
-        headers: this.headers!,
+        path,
+        method,
+        // With tracing on, the instance sees this attempt's span as its parent.
+        headers: span === null ? this.headers! : withTraceContext(this.headers!, span.traceparent, span.tracestate),
         // Documented (Dispatcher.md: "Iterable | AsyncIterable") but missing from undici's type.
         body: this.bodyFor() as Dispatcher.DispatchOptions['body'],
         headersTimeout: 0,
@@ -457,6 +501,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     readonly target: Target,
     readonly admission: Admission,
     private readonly lease: LoadLease,
+    private readonly span: AttemptSpan | null,
   ) {
     this.outcome = new Promise((resolve) => {
       this.settle = resolve;
@@ -491,6 +536,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   ): void {
     // 1xx (103 Early Hints and the like) are informational: the final response follows.
     if (statusCode < 200 || this.phase !== 'waiting') return;
+    this.span?.response(statusCode);
     const exchange = this.exchange;
     exchange.parts.load.observeLatency(this.lease, performance.now() - this.startedAt);
     this.timer?.refresh();
@@ -536,6 +582,7 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     const failure = classify(error, this.sent);
+    this.span?.failed(failure);
     const neutral = failure === 'too-large' || failure === 'client-gone' || failure === 'unsendable';
     if (failure === 'timeout') this.exchange.parts.load.observeLatency(this.lease, performance.now() - this.startedAt);
     // A timeout counts against the breaker only: a slow instance is not ejected for being slow.
@@ -570,6 +617,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.timer = null;
     }
     this.exchange.parts.load.finish(this.lease, this.failed);
+    this.span?.end();
     return phase;
   }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isValidTraceparent, newTraceparent } from './headers.ts';
+import { isValidTraceparent, newTraceparent, traceIdOf, withTraceContext } from './headers.ts';
 
 test('new traceparents are version 00, sampled, random and valid', () => {
   const seen = new Set<string>();
@@ -28,4 +28,18 @@ test('traceparent validation follows W3C Trace Context', () => {
   ]) {
     assert.equal(isValidTraceparent(invalid), false, invalid);
   }
+});
+
+test('traceIdOf reads the trace id of valid traceparents only', () => {
+  assert.equal(traceIdOf('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'), '4bf92f3577b34da6a3ce929d0e0e4736');
+  assert.equal(traceIdOf('00-00000000000000000000000000000000-00f067aa0ba902b7-01'), null);
+  assert.equal(traceIdOf(['00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01']), null);
+  assert.equal(traceIdOf(undefined), null);
+});
+
+test("withTraceContext replaces the trace headers and leaves the list it was given alone", () => {
+  const headers = ['accept', '*/*', 'traceparent', 'old', 'tracestate', 'old=1'];
+  assert.deepEqual(withTraceContext(headers, 'new', 'new=1'), ['accept', '*/*', 'traceparent', 'new', 'tracestate', 'new=1']);
+  assert.deepEqual(withTraceContext(headers, 'new', undefined), ['accept', '*/*', 'traceparent', 'new']);
+  assert.deepEqual(headers, ['accept', '*/*', 'traceparent', 'old', 'tracestate', 'old=1']);
 });

@@ -82,6 +82,18 @@ export function upstreamRequestHeaders(req: IncomingMessage, clientAddress: stri
   return out;
 }
 
+/** `headers` from upstreamRequestHeaders with the trace context replaced (a copy: the list is shared by the attempts). */
+export function withTraceContext(headers: readonly string[], traceparent: string, tracestate: string | undefined): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name !== 'traceparent' && name !== 'tracestate') out.push(name, headers[i + 1]!);
+  }
+  out.push('traceparent', traceparent);
+  if (tracestate !== undefined) out.push('tracestate', tracestate);
+  return out;
+}
+
 /**
  * A flat [name, value, ...] list for ServerResponse.writeHead. A repeated
  * header (Set-Cookie) stays one name with an array value: writeHead turns a
@@ -116,6 +128,11 @@ export function isValidTraceparent(value: string): boolean {
   const [, version, traceId, spanId, extra] = match;
   if (version === 'ff' || (version === '00' && extra !== undefined)) return false;
   return traceId !== ZERO_TRACE_ID && spanId !== ZERO_SPAN_ID;
+}
+
+/** The trace id of a valid traceparent header, else null. */
+export function traceIdOf(traceparent: string | string[] | undefined): string | null {
+  return typeof traceparent === 'string' && isValidTraceparent(traceparent) ? traceparent.slice(3, 35) : null;
 }
 
 /** Random bytes are drawn in batches: one call into the CSPRNG per 170 requests. */

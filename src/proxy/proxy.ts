@@ -3,7 +3,7 @@ import type { LoadSignals } from '../core/selection/strategy.ts';
 import { Agents } from './agents.ts';
 import { Breakers, type BreakerView } from './breaker.ts';
 import { ProxyCounters, type AnsweredStatus } from './counters.ts';
-import { Forwarder, type ForwardArgs } from './forwarder.ts';
+import { Forwarder, type ForwardArgs, type ProxyTracing } from './forwarder.ts';
 import { instanceKey } from '../core/keys.ts';
 import { LoadTracker } from './load-tracker.ts';
 import { OutlierDetector, type OutlierStats, type OutlierView } from './outlier.ts';
@@ -23,6 +23,8 @@ export interface ProxyOptions {
   readonly random?: () => number;
   /** Stored policies that do not parse, and forwards that failed through a bug. */
   readonly onWarning?: (message: string) => void;
+  /** Client spans for attempts, when tracing is on. */
+  readonly tracing?: ProxyTracing | undefined;
 }
 
 /** One instance as the proxy sees it, for the actuator. */
@@ -97,6 +99,7 @@ export class Proxy {
       budgets: this.budgets,
       counters: this.counters,
       random: options.random ?? Math.random,
+      tracing: options.tracing,
       onError: (error) =>
         onWarning(`A proxied request failed unexpectedly: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`),
     });

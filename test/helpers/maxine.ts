@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'node:http';
 import { loadConfig } from '../../src/config/index.ts';
+import type { TracingEnv } from '../../src/observe/tracing.ts';
 import { startMaxine, type RunningMaxine } from '../../src/server.ts';
 
 /** The admin every test server starts with (MAXINE_ADMIN_USERNAME / _PASSWORD). */
@@ -29,15 +30,19 @@ export interface TestResponse {
   readonly json: any;
 }
 
-/** A real Maxine on a free loopback port with its own temporary data directory. */
-export async function startTestMaxine(flags: Record<string, unknown> = {}, dataDir?: string): Promise<TestMaxine> {
+/**
+ * A real Maxine on a free loopback port with its own temporary data
+ * directory. `env` holds its OTEL_* variables: by default none, whatever the
+ * environment of the test run.
+ */
+export async function startTestMaxine(flags: Record<string, unknown> = {}, dataDir?: string, env: TracingEnv = {}): Promise<TestMaxine> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'maxine-test-'));
   const config = loadConfig({
     flags: { host: '127.0.0.1', dataDir: dir, logLevel: 'silent', adminUsername: TEST_ADMIN.userName, adminPassword: TEST_ADMIN.password, ...flags },
     env: {},
   });
   // Port 0 (any free port) is not a valid operator setting, so it is set after validation.
-  const running = await startMaxine({ ...config, port: 0 });
+  const running = await startMaxine({ ...config, port: 0 }, env);
   const agent = new Agent({ keepAlive: true, maxSockets: 8 });
   const signin = await call(running.url, 'POST', '/api/maxine/signin', TEST_ADMIN, {}, agent);
   if (signin.status !== 200) throw new Error(`signing in as the test admin failed: ${signin.status} ${signin.text}`);

@@ -30,7 +30,7 @@ const errors = { 400: Type.Ref('Error'), 401: Type.Ref('Error'), 429: Type.Ref('
 
 /** Sign-in (the original's shape plus a refresh token), refresh, change-password, whoami and the JWKS. */
 export function sessionRoutes(ctx: AppContext): FastifyPluginAsync {
-  const { security, audit, clientAddress } = ctx;
+  const { security, audit, clientAddress, metrics } = ctx;
 
   const session = async (user: UserRecord) => {
     const issued = await security.sessions.issue(user);
@@ -71,10 +71,12 @@ export function sessionRoutes(ctx: AppContext): FastifyPluginAsync {
         const user = await security.users.check(userName, password);
         if (user === null) {
           security.signinPerUser.record(userName);
+          metrics.signedIn(false);
           note(request, 'signin', userName, 'failed', 401, 'wrong user name or password');
           throw new ApiError(401, 'UNAUTHORIZED', 'Wrong user name or password.');
         }
         security.signinPerUser.forget(userName);
+        metrics.signedIn(true);
         note(request, 'signin', userName, 'succeeded', 200, null);
         return session(user);
       },

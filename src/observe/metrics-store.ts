@@ -1,14 +1,6 @@
 import type { Instance, InstanceKey } from '../core/instance.ts';
-import {
-  FencedError,
-  StoreUnavailableError,
-  type FeedSink,
-  type LeadershipState,
-  type RegistryStore,
-  type StateSource,
-  type StoreHealth,
-  type StoreKind,
-} from '../store/store.ts';
+import { ForwardingStore } from '../store/forwarding-store.ts';
+import { FencedError, StoreUnavailableError, type RegistryStore } from '../store/store.ts';
 
 /** The store writes that are timed. */
 export type StoreOperation = 'upsert' | 'update' | 'remove' | 'putKv' | 'expire' | 'evict';
@@ -30,62 +22,42 @@ function errorKind(error: unknown): StoreErrorKind {
 }
 
 /** A RegistryStore that reports how long its writes take and how they fail; everything else passes straight through. */
-class InstrumentedStore implements RegistryStore {
-  readonly kind: StoreKind;
-  readonly leasesInCatalog: boolean;
-
+class InstrumentedStore extends ForwardingStore {
   constructor(
-    private readonly inner: RegistryStore,
+    inner: RegistryStore,
     private readonly recorder: StoreRecorder,
   ) {
-    this.kind = inner.kind;
-    this.leasesInCatalog = inner.leasesInCatalog;
+    super(inner);
   }
 
-  open(sink: FeedSink, source: StateSource): Promise<void> {
-    return this.inner.open(sink, source);
-  }
-
-  upsert(instance: Instance, renewedAt: number): Promise<Instance> {
+  override upsert(instance: Instance, renewedAt: number): Promise<Instance> {
     return this.timed('upsert', () => this.inner.upsert(instance, renewedAt));
   }
 
   /** Fire-and-forget and on the heartbeat path: counted, never timed. */
-  renew(instance: Instance, renewedAt: number): void {
+  override renew(instance: Instance, renewedAt: number): void {
     this.recorder.renewed(instance);
     this.inner.renew(instance, renewedAt);
   }
 
-  update(instance: Instance, renewedAt: number, fencingToken: number | null): Promise<Instance | null> {
+  override update(instance: Instance, renewedAt: number, fencingToken: number | null): Promise<Instance | null> {
     return this.timed('update', () => this.inner.update(instance, renewedAt, fencingToken));
   }
 
-  remove(key: InstanceKey, reason: 'deregistered'): Promise<number | null> {
+  override remove(key: InstanceKey, reason: 'deregistered'): Promise<number | null> {
     return this.timed('remove', () => this.inner.remove(key, reason));
   }
 
-  expire(now: number, fencingToken: number): Promise<number> {
+  override expire(now: number, fencingToken: number): Promise<number> {
     return this.timed('expire', () => this.inner.expire(now, fencingToken));
   }
 
-  evict(key: InstanceKey, fencingToken: number): Promise<number | null> {
+  override evict(key: InstanceKey, fencingToken: number): Promise<number | null> {
     return this.timed('evict', () => this.inner.evict(key, fencingToken));
   }
 
-  putKv(key: string, value: string | null): Promise<number> {
+  override putKv(key: string, value: string | null): Promise<number> {
     return this.timed('putKv', () => this.inner.putKv(key, value));
-  }
-
-  leadership(): LeadershipState {
-    return this.inner.leadership();
-  }
-
-  health(): StoreHealth {
-    return this.inner.health();
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 
   private async timed<T>(operation: StoreOperation, write: () => Promise<T>): Promise<T> {

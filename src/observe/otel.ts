@@ -24,7 +24,8 @@ import {
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import type { Instance, InstanceKey } from '../core/instance.ts';
 import type { AttemptInfo, AttemptSpan, ProxyTracing } from '../proxy/forwarder.ts';
-import type { FeedSink, LeadershipState, RegistryStore, StateSource, StoreHealth } from '../store/store.ts';
+import { ForwardingStore } from '../store/forwarding-store.ts';
+import type { RegistryStore } from '../store/store.ts';
 import type { SamplerName, Tracing, TracingOptions, TracingSettings } from './tracing.ts';
 
 /** Half the default MAXINE_SHUTDOWN_TIMEOUT_MS: a collector that hangs must not turn a clean stop into exit code 1. */
@@ -111,31 +112,19 @@ class ReportingExporter implements SpanExporter {
  * heartbeat's hot path and never wait on I/O. Spans start in the active
  * context, so a write made for a request is a child of its span.
  */
-class TracedStore implements RegistryStore {
-  readonly kind: RegistryStore['kind'];
-  readonly leasesInCatalog: boolean;
-
+class TracedStore extends ForwardingStore {
   constructor(
-    private readonly inner: RegistryStore,
+    inner: RegistryStore,
     private readonly tracer: Tracer,
   ) {
-    this.kind = inner.kind;
-    this.leasesInCatalog = inner.leasesInCatalog;
+    super(inner);
   }
 
-  open(sink: FeedSink, source: StateSource): Promise<void> {
-    return this.inner.open(sink, source);
-  }
-
-  upsert(instance: Instance, renewedAt: number): Promise<Instance> {
+  override upsert(instance: Instance, renewedAt: number): Promise<Instance> {
     return this.traced('upsert', instanceAttributes(instance), () => this.inner.upsert(instance, renewedAt));
   }
 
-  renew(instance: Instance, renewedAt: number): void {
-    this.inner.renew(instance, renewedAt);
-  }
-
-  update(instance: Instance, renewedAt: number, fencingToken: number | null): Promise<Instance | null> {
+  override update(instance: Instance, renewedAt: number, fencingToken: number | null): Promise<Instance | null> {
     return this.traced(
       'update',
       instanceAttributes(instance),
@@ -144,7 +133,7 @@ class TracedStore implements RegistryStore {
     );
   }
 
-  remove(key: InstanceKey, reason: 'deregistered'): Promise<number | null> {
+  override remove(key: InstanceKey, reason: 'deregistered'): Promise<number | null> {
     return this.traced('remove', instanceAttributes(key), () => this.inner.remove(key, reason));
   }
 
@@ -152,7 +141,7 @@ class TracedStore implements RegistryStore {
    * The leader sweeps four times a second, mostly finding nothing: a span
    * is made afterwards, and only for a sweep that removed something or failed.
    */
-  async expire(at: number, fencingToken: number): Promise<number> {
+  override async expire(at: number, fencingToken: number): Promise<number> {
     const startTime = now();
     try {
       const removed = await this.inner.expire(at, fencingToken);
@@ -166,24 +155,12 @@ class TracedStore implements RegistryStore {
     }
   }
 
-  evict(key: InstanceKey, fencingToken: number): Promise<number | null> {
+  override evict(key: InstanceKey, fencingToken: number): Promise<number | null> {
     return this.traced('evict', instanceAttributes(key), () => this.inner.evict(key, fencingToken));
   }
 
-  putKv(key: string, value: string | null): Promise<number> {
+  override putKv(key: string, value: string | null): Promise<number> {
     return this.traced('putKv', { 'maxine.kv.key': key, 'maxine.kv.delete': value === null }, () => this.inner.putKv(key, value));
-  }
-
-  leadership(): LeadershipState {
-    return this.inner.leadership();
-  }
-
-  health(): StoreHealth {
-    return this.inner.health();
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 
   private storeAttributes(): Attributes {

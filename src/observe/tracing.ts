@@ -6,7 +6,7 @@ import type { RegistryStore } from '../store/store.ts';
 /** The environment tracing reads its OTEL_* variables from (process.env in production). */
 export type TracingEnv = Readonly<Record<string, string | undefined>>;
 
-export const SAMPLERS = [
+const SAMPLERS = [
   'parentbased_always_on',
   'parentbased_always_off',
   'parentbased_traceidratio',
@@ -16,7 +16,7 @@ export const SAMPLERS = [
 ] as const;
 export type SamplerName = (typeof SAMPLERS)[number];
 
-export const PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+const PROTOCOLS = ['http/protobuf', 'http/json'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
 /** The OTEL_* variables as tracing uses them; every field already validated. */
@@ -102,7 +102,7 @@ function wholeNumber(env: TracingEnv, name: string, min: number): number | undef
 }
 
 /** `key=value,key2=value2`, values percent-encoded (OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES). */
-export function keyValueList(name: string, raw: string | undefined): Record<string, string> {
+function keyValueList(name: string, raw: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (raw === undefined) return out;
   for (const item of raw.split(',')) {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, request } from 'node:http';
+import { Agent, request, type IncomingMessage } from 'node:http';
 import { loadConfig } from '../../src/config/index.ts';
 import type { TracingEnv } from '../../src/observe/tracing.ts';
 import { startMaxine, type RunningMaxine } from '../../src/server.ts';
@@ -89,26 +89,31 @@ export function call(
   return new Promise((resolve, reject) => {
     const req = request(
       { host: url.hostname, port: url.port, method, path, headers: sent, agent },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = text === '' ? undefined : JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          const responseHeaders = new Headers();
-          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') responseHeaders.set(k, v);
-          resolve({ status: res.statusCode ?? 0, headers: responseHeaders, text, json });
-        });
-        res.on('error', reject);
-      },
+      (res) => readResponse(res).then(resolve, reject),
     );
     req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${path} timed out`)));
     req.on('error', reject);
     req.end(payload);
+  });
+}
+
+/** A response's status, headers and body, the body parsed as JSON when it is JSON. */
+export function readResponse(res: IncomingMessage): Promise<TestResponse> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      let json: unknown;
+      try {
+        json = text === '' ? undefined : JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+      const headers = new Headers();
+      for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headers.set(k, v);
+      resolve({ status: res.statusCode ?? 0, headers, text, json });
+    });
+    res.on('error', reject);
   });
 }

@@ -11,7 +11,7 @@ import { decodeJwt } from 'jose';
 import { loadConfig } from '../../src/config/index.ts';
 import { startMaxine, type RunningMaxine } from '../../src/server.ts';
 import { createTestPki, type TestPki } from '../helpers/certs.ts';
-import { call, startTestMaxine, TEST_ADMIN, type TestMaxine, type TestResponse } from '../helpers/maxine.ts';
+import { call, readResponse, startTestMaxine, TEST_ADMIN, type TestMaxine, type TestResponse } from '../helpers/maxine.ts';
 import { startOidcProvider, type TestOidcProvider } from '../helpers/oidc-provider.ts';
 
 /**
@@ -205,21 +205,7 @@ function httpsCall(
       },
       (response) => {
         const fingerprint256 = (response.socket as tls.TLSSocket).getPeerCertificate().fingerprint256;
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = text === '' ? undefined : JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          const responseHeaders = new Headers();
-          for (const [k, v] of Object.entries(response.headers)) if (typeof v === 'string') responseHeaders.set(k, v);
-          resolve({ status: response.statusCode ?? 0, headers: responseHeaders, text, json, fingerprint256 });
-        });
-        response.on('error', reject);
+        readResponse(response).then((answer) => resolve({ ...answer, fingerprint256 }), reject);
       },
     );
     request.setTimeout(10_000, () => request.destroy(new Error(`${method} ${path} timed out`)));

@@ -28,12 +28,20 @@ import { OidcVerifier } from './auth/oidc.ts';
 import { Security } from './auth/security.ts';
 import type { ConfiguredUser } from './auth/bootstrap.ts';
 import { clientCertificateSubject, TlsReloader, tlsServerOptions, type TlsSettings } from './http/tls.ts';
+import { AlertMonitor, type AlertSettings } from './alerts/monitor.ts';
+import { WebhookDispatcher } from './alerts/delivery.ts';
+import { InstanceThresholds } from './alerts/thresholds.ts';
+import { Webhook } from './alerts/webhooks.ts';
+import { PACKAGE_INFO } from './package-info.ts';
 
 /** How much recent log output /api/logs/recent keeps. */
 const RECENT_LOG_BYTES = 256 * 1024;
 
 /** How many answered requests /api/actuator/traces keeps. */
 const RECENT_REQUESTS = 200;
+
+/** How many resolved alerts /api/actuator/alerts keeps. */
+const RECENT_ALERTS = 200;
 
 const DEFAULT_LOG_SWITCHES: LogSwitches = { logAsync: true, logFormat: 'JSON', logJsonPrettify: false };
 
@@ -76,6 +84,28 @@ function proxyDefaultsOf(config: MaxineConfig): ProxyPolicy {
     outlierMaxEjectionMs: config.proxyOutlierMaxEjectionMs,
     outlierMaxEjectionPercent: config.proxyOutlierMaxEjectionPercent,
   };
+}
+
+function alertSettingsOf(config: MaxineConfig): AlertSettings {
+  return {
+    intervalMs: config.alertEvaluationIntervalMs,
+    forMs: config.alertForMs,
+    maxActive: config.alertMaxActive,
+    recentSize: RECENT_ALERTS,
+    thresholds: new InstanceThresholds(config.alertMinInstances, config.alertMinInstancesByService),
+    errorRate: { percent: config.alertErrorRatePercent, windowMs: config.alertErrorRateWindowMs, minRequests: config.alertErrorRateMinRequests },
+  };
+}
+
+function webhookDispatcherOf(config: MaxineConfig, sender: string): WebhookDispatcher {
+  return new WebhookDispatcher({
+    webhooks: config.alertWebhooks.map((spec) => new Webhook(spec, config.alertWebhookSecrets.get(spec.name) ?? null)),
+    retries: config.alertWebhookRetries,
+    backoffMs: config.alertWebhookBackoffMs,
+    timeoutMs: config.alertWebhookTimeoutMs,
+    sender,
+    userAgent: `maxine/${PACKAGE_INFO.version}`,
+  });
 }
 
 function configuredUsers(config: MaxineConfig): ConfiguredUser[] {
@@ -140,6 +170,7 @@ export async function startMaxine(config: MaxineConfig, env: TracingEnv = proces
     checks: () => checker.stats(),
     proxiedRequests: () => proxy.stats().requests,
     events: () => events.stats(),
+    alerts: () => alerts,
   });
   const registry = new Registry({
     store: instrumentStore(store, metrics),
@@ -163,6 +194,19 @@ export async function startMaxine(config: MaxineConfig, env: TracingEnv = proces
     onError: (error, instance) => logger.warn({ err: error, service: instance.service, id: instance.id }, 'recording a health check verdict failed'),
   });
   checker.start();
+  const alerts = new AlertMonitor({
+    catalog,
+    store,
+    replica: instanceId,
+    settings: alertSettingsOf(config),
+    requestTotals: () => metrics.requests.totals(),
+    writeKv: (key, value) => registry.putKv(key, value),
+    dispatcher: webhookDispatcherOf(config, instanceId),
+    onWarning: (message) => logger.warn(message),
+  });
+  for (const webhook of alerts.webhooks) {
+    if (!webhook.signed) logger.warn({ webhook: webhook.name }, 'alert webhook has no secret (MAXINE_ALERT_WEBHOOK_SECRETS): its notifications are not signed');
+  }
   runtime = new RuntimeConfig(
     {
       ...DEFAULT_LOG_SWITCHES,
@@ -180,6 +224,8 @@ export async function startMaxine(config: MaxineConfig, env: TracingEnv = proces
     onError: (error) => logger.error({ err: error }, 'writing the audit log failed'),
   });
   const stopServices = async () => {
+    // First: stopping the others would look like lost leadership and an unreachable store.
+    await alerts.close();
     await checker.stop();
     await proxy.close();
     await registry.stop();
@@ -230,7 +276,7 @@ export async function startMaxine(config: MaxineConfig, env: TracingEnv = proces
   let app: Awaited<ReturnType<typeof buildApp>>;
   try {
     app = await buildApp(
-      { registry, revisionWaiters, runtime, config, instanceId, clientAddress: clientAddressResolver(config.trustProxy), checkDefaults, proxy, checker, security, audit, events, recentLogs, recentRequests: tracing === null ? null : new RecentRequests(RECENT_REQUESTS), metrics },
+      { registry, revisionWaiters, runtime, config, instanceId, clientAddress: clientAddressResolver(config.trustProxy), checkDefaults, proxy, checker, security, audit, events, recentLogs, recentRequests: tracing === null ? null : new RecentRequests(RECENT_REQUESTS), metrics, alerts },
       {
         logger,
         ...(tracing === null ? {} : { tracing: tracing.plugin }),
@@ -256,6 +302,7 @@ export async function startMaxine(config: MaxineConfig, env: TracingEnv = proces
     throw error;
   }
   reloader?.start();
+  alerts.start();
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `${tls === undefined ? 'http' : 'https'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;

@@ -2,6 +2,9 @@ import { isIP } from 'node:net';
 import { parseStrategy, STRATEGY_SPELLINGS } from '../core/selection/names.ts';
 import type { StrategyName } from '../core/selection/strategy.ts';
 import { isRole, ROLES, type Role } from '../auth/roles.ts';
+import { PATTERN_SOURCE } from '../auth/glob.ts';
+import { ALERT_RULES, isAlertRule, isSeverity, SEVERITIES, type AlertRule, type Severity } from '../alerts/rules.ts';
+import type { WebhookSpec } from '../alerts/webhooks.ts';
 
 /** Outcome of parsing one raw value; `detail` narrows down what was wrong. */
 export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly detail?: string };
@@ -21,6 +24,11 @@ export interface Kind<T> {
   format(value: T): string;
   /** Values are credentials: never echoed back in errors or help. */
   readonly secret?: boolean;
+  /**
+   * Values may carry credentials (webhook URLs often hold a token) but the
+   * parse details never quote them: errors give the details, not the value.
+   */
+  readonly unquoted?: boolean;
 }
 
 const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
@@ -288,26 +296,136 @@ export const roleMap: Kind<ReadonlyMap<string, Role>> = {
   expected: `comma-separated value=role pairs (roles: ${ROLES.join(', ')})`,
   metavar: 'pairs',
   parse(raw) {
-    let pairs: [string, unknown][];
-    if (typeof raw === 'string') {
-      pairs = raw
-        .split(',')
-        .filter((p) => p.trim() !== '')
-        .map((p) => {
-          const at = p.lastIndexOf('=');
-          return at < 0 ? [p.trim(), undefined] : [p.slice(0, at).trim(), p.slice(at + 1).trim().toLowerCase()];
-        });
-    } else if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
-      pairs = Object.entries(raw);
-    } else {
-      return bad();
-    }
+    // The last '=': claim values may hold one themselves (cn=admins).
+    const pairs = pairsOf(raw, 'last');
+    if (pairs === undefined) return bad();
     const map = new Map<string, Role>();
-    for (const [value, role] of pairs) {
+    for (const [value, written] of pairs) {
+      const role = typeof written === 'string' ? written.toLowerCase() : written;
       if (value === '' || !isRole(role)) return bad(`${JSON.stringify(value)} must map to one of ${ROLES.join(', ')}`);
       map.set(value, role);
     }
     return ok(map);
   },
   format: (value) => (value.size === 0 ? 'none' : [...value].map(([k, v]) => `${k}=${v}`).join(',')),
+};
+
+/**
+ * Comma-separated `key=value` pairs split at the first or the last '=', or
+ * an object in the config file; undefined when the shape is wrong.
+ */
+function pairsOf(raw: unknown, splitAt: 'first' | 'last'): [string, unknown][] | undefined {
+  if (typeof raw === 'string') {
+    return raw
+      .split(',')
+      .filter((p) => p.trim() !== '')
+      .map((p) => {
+        const at = splitAt === 'first' ? p.indexOf('=') : p.lastIndexOf('=');
+        return at < 0 ? [p.trim(), undefined] : [p.slice(0, at).trim(), p.slice(at + 1).trim()];
+      });
+  }
+  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) return Object.entries(raw);
+  return undefined;
+}
+
+const SERVICE_PATTERN = new RegExp(PATTERN_SOURCE);
+
+/** `service=n` pairs (a service name, or a pattern with `*`), comma-separated, or an object in the config file. */
+export function serviceCounts(min: number, max: number): Kind<ReadonlyMap<string, number>> {
+  return {
+    expected: `comma-separated service=n pairs (a name or a pattern with *; n from ${min} to ${max})`,
+    metavar: 'pairs',
+    parse(raw) {
+      const pairs = pairsOf(raw, 'first');
+      if (pairs === undefined) return bad();
+      const map = new Map<string, number>();
+      for (const [name, value] of pairs) {
+        const n = wholeNumber(value);
+        if (!SERVICE_PATTERN.test(name)) return bad(`${JSON.stringify(name)} is not a service name or pattern`);
+        if (n === undefined || n < min || n > max) return bad(`${JSON.stringify(name)} must map to a number from ${min} to ${max}`);
+        map.set(name, n);
+      }
+      return ok(map);
+    },
+    format: (value) => (value.size === 0 ? 'none' : [...value].map(([k, v]) => `${k}=${v}`).join(',')),
+  };
+}
+
+const WEBHOOK_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+const MAX_WEBHOOKS = 20;
+const WEBHOOK_KEYS = new Set(['name', 'url', 'severities', 'services', 'rules']);
+
+/** `name=secret` pairs, comma-separated, or an object in the config file; each secret at least `minLength` characters. */
+export function namedSecrets(minLength: number): Kind<ReadonlyMap<string, string>> {
+  return {
+    expected: `comma-separated name=secret pairs, each secret at least ${minLength} characters`,
+    metavar: 'pairs',
+    secret: true,
+    parse(raw) {
+      // The first '=': base64 secrets end in '='.
+      const pairs = pairsOf(raw, 'first');
+      if (pairs === undefined) return bad();
+      const map = new Map<string, string>();
+      for (const [name, value] of pairs) {
+        if (!WEBHOOK_NAME.test(name) || typeof value !== 'string' || value.length < minLength) return bad();
+        map.set(name, value);
+      }
+      return ok(map);
+    },
+    format: (value) => (value.size === 0 ? 'none' : '(hidden)'),
+  };
+}
+
+function stringList<T extends string>(raw: unknown, field: string, valid: (value: string) => value is T, expected: string): T[] | string {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw) || !raw.every((v): v is string => typeof v === 'string' && valid(v))) return `${field} must be a list of ${expected}`;
+  return raw as T[];
+}
+
+function webhookSpec(entry: unknown, index: number): WebhookSpec | string {
+  const at = `webhook ${index + 1}`;
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return `${at} is not an object`;
+  const fields = entry as Record<string, unknown>;
+  const unknown = Object.keys(fields).find((key) => !WEBHOOK_KEYS.has(key));
+  if (unknown !== undefined) return `${at}: unknown field ${JSON.stringify(unknown.slice(0, 40))} (fields: ${[...WEBHOOK_KEYS].join(', ')})`;
+  const { name, url } = fields;
+  if (typeof name !== 'string' || !WEBHOOK_NAME.test(name)) return `${at}: name must be 1-64 letters, digits, . _ -`;
+  const parsed = typeof url === 'string' ? urlWith(url.trim(), ['http:', 'https:']) : undefined;
+  if (parsed === undefined) return `${name}: url must be an http:// or https:// URL`;
+  if (parsed.username !== '' || parsed.password !== '') return `${name}: url must not hold a user or password (sign with a secret instead)`;
+  const severities = stringList<Severity>(fields.severities, `${name}: severities`, isSeverity, SEVERITIES.join(' / '));
+  const services = stringList(fields.services, `${name}: services`, (v): v is string => SERVICE_PATTERN.test(v), 'service names or patterns');
+  const rules = stringList<AlertRule>(fields.rules, `${name}: rules`, isAlertRule, ALERT_RULES.join(' / '));
+  for (const list of [severities, services, rules]) if (typeof list === 'string') return list;
+  return Object.freeze({ name, url: parsed.href, severities: severities as Severity[], services: services as string[], rules: rules as AlertRule[] });
+}
+
+/**
+ * Alert webhooks: a JSON list (or a YAML list in the config file) of
+ * {name, url, severities?, services?, rules?}; empty filters match every alert.
+ */
+export const webhookList: Kind<readonly WebhookSpec[]> = {
+  expected: `a JSON list of at most ${MAX_WEBHOOKS} webhooks {name, url, severities?, services?, rules?}`,
+  metavar: 'json',
+  unquoted: true,
+  parse(raw) {
+    let list = raw;
+    if (typeof raw === 'string') {
+      try {
+        list = JSON.parse(raw);
+      } catch {
+        return bad('not valid JSON');
+      }
+    }
+    if (!Array.isArray(list) || list.length > MAX_WEBHOOKS) return bad();
+    const specs: WebhookSpec[] = [];
+    for (const [index, entry] of list.entries()) {
+      const spec = webhookSpec(entry, index);
+      if (typeof spec === 'string') return bad(spec);
+      if (specs.some((s) => s.name === spec.name)) return bad(`two webhooks are called ${spec.name}`);
+      specs.push(spec);
+    }
+    return ok(Object.freeze(specs));
+  },
+  format: (value) => (value.length === 0 ? 'none' : value.map((w) => w.name).join(',')),
 };

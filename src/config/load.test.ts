@@ -115,6 +115,19 @@ describe('loadConfig defaults', () => {
       auditRingSize: 1000,
       metricsPublic: false,
       metricsMaxServices: 200,
+      alertEvaluationIntervalMs: 1000,
+      alertForMs: 10_000,
+      alertMinInstances: 1,
+      alertMinInstancesByService: new Map(),
+      alertErrorRatePercent: 5,
+      alertErrorRateWindowMs: 60_000,
+      alertErrorRateMinRequests: 20,
+      alertMaxActive: 1000,
+      alertWebhooks: [],
+      alertWebhookSecrets: new Map(),
+      alertWebhookRetries: 5,
+      alertWebhookBackoffMs: 1000,
+      alertWebhookTimeoutMs: 5000,
       configFile: undefined,
     });
     assert.deepEqual(Object.keys(config).sort(), CONFIG_SETTINGS.map((s) => s.key).sort());
@@ -225,6 +238,17 @@ describe('invalid values name the setting and its allowed values', () => {
     [{ activeHealthCheckPath: '/a b' }, "--active-health-check-path / MAXINE_ACTIVE_HEALTH_CHECK_PATH: \"/a b\" is not a URL path starting with '/'"],
     [{ activeHealthCheckTimeoutMs: '5000', activeHealthCheckIntervalMs: '1000' }, '--active-health-check-timeout-ms / MAXINE_ACTIVE_HEALTH_CHECK_TIMEOUT_MS: 5000 must not exceed the check interval (1000 ms)'],
     [{ proxyRetries: '6' }, '--proxy-retries / MAXINE_PROXY_RETRIES: "6" is not an integer from 0 to 5'],
+    [{ alertMinInstancesByService: 'orders=two' }, '--alert-min-instances-by-service / MAXINE_ALERT_MIN_INSTANCES_BY_SERVICE: "orders=two" is not comma-separated service=n pairs (a name or a pattern with *; n from 0 to 10000) ("orders" must map to a number from 0 to 10000)'],
+    [{ alertMinInstancesByService: '../x=1' }, '--alert-min-instances-by-service / MAXINE_ALERT_MIN_INSTANCES_BY_SERVICE: "../x=1" is not comma-separated service=n pairs'],
+    // Webhook URLs often carry a token: the value is never quoted, the details are.
+    [{ alertWebhooks: '[{"name":"pager"' }, '--alert-webhooks / MAXINE_ALERT_WEBHOOKS: the given value (hidden) is not a JSON list of at most 20 webhooks {name, url, severities?, services?, rules?} (not valid JSON)'],
+    [{ alertWebhooks: '[{"name":"pager","url":"ftp://hooks.example/T0k3n"}]' }, '--alert-webhooks / MAXINE_ALERT_WEBHOOKS: the given value (hidden) is not a JSON list of at most 20 webhooks {name, url, severities?, services?, rules?} (pager: url must be an http:// or https:// URL)'],
+    [{ alertWebhooks: '[{"name":"pager","url":"https://u:p@hooks.example/"}]' }, '--alert-webhooks / MAXINE_ALERT_WEBHOOKS: the given value (hidden) is not a JSON list of at most 20 webhooks {name, url, severities?, services?, rules?} (pager: url must not hold a user or password'],
+    [{ alertWebhooks: '[{"name":"pager","url":"https://hooks.example/","severity":["critical"]}]' }, '--alert-webhooks / MAXINE_ALERT_WEBHOOKS: the given value (hidden) is not a JSON list of at most 20 webhooks {name, url, severities?, services?, rules?} (webhook 1: unknown field "severity"'],
+    [{ alertWebhooks: '[{"name":"pager","url":"https://hooks.example/","severities":["fatal"]}]' }, '--alert-webhooks / MAXINE_ALERT_WEBHOOKS: the given value (hidden) is not a JSON list of at most 20 webhooks {name, url, severities?, services?, rules?} (pager: severities must be a list of critical / warning)'],
+    [{ alertWebhooks: '[{"name":"a","url":"https://x.example/"},{"name":"a","url":"https://y.example/"}]' }, '--alert-webhooks / MAXINE_ALERT_WEBHOOKS: the given value (hidden) is not a JSON list of at most 20 webhooks {name, url, severities?, services?, rules?} (two webhooks are called a)'],
+    [{ alertWebhookSecrets: 'pager=short' }, '--alert-webhook-secrets / MAXINE_ALERT_WEBHOOK_SECRETS: the given value (hidden) is not comma-separated name=secret pairs'],
+    [{ alertWebhookSecrets: 'pager=0123456789abcdef' }, '--alert-webhook-secrets / MAXINE_ALERT_WEBHOOK_SECRETS: names pager, which is not one of --alert-webhooks / MAXINE_ALERT_WEBHOOKS'],
   ];
   for (const [flags, expected] of cases) {
     test(`${JSON.stringify(flags)}`, () => {
@@ -236,8 +260,27 @@ describe('invalid values name the setting and its allowed values', () => {
   }
 
   test('secrets are never echoed back in problems', () => {
-    const err = problemsOf({ jwtSecret: 'hunter2-secret', redisUrl: 'http://user:pw-in-url@host' });
-    assert.ok(!err.message.includes('hunter2') && !err.message.includes('pw-in-url'), err.message);
+    const err = problemsOf({
+      jwtSecret: 'hunter2-secret',
+      redisUrl: 'http://user:pw-in-url@host',
+      alertWebhooks: '[{"name":"slack","url":"https://hooks.example/services/T0K3N","rules":["nope"]}]',
+      alertWebhookSecrets: 'slack=sekrit-but-short',
+    });
+    for (const leaked of ['hunter2', 'pw-in-url', 'T0K3N', 'sekrit']) assert.ok(!err.message.includes(leaked), err.message);
+  });
+
+  test('alert webhooks and thresholds: JSON from the environment, per-service counts with patterns', () => {
+    const config = load({
+      alertWebhooks: '[{"name":"pager","url":"https://hooks.example/p","severities":["critical"],"services":["orders-*"]},{"name":"chat","url":"http://127.0.0.1:9/x"}]',
+      alertWebhookSecrets: 'pager=0123456789abcdef==',
+      alertMinInstancesByService: 'orders=3, batch-*=0',
+    });
+    assert.deepEqual(config.alertWebhooks, [
+      { name: 'pager', url: 'https://hooks.example/p', severities: ['critical'], services: ['orders-*'], rules: [] },
+      { name: 'chat', url: 'http://127.0.0.1:9/x', severities: [], services: [], rules: [] },
+    ]);
+    assert.equal(config.alertWebhookSecrets.get('pager'), '0123456789abcdef==', 'split at the first =: base64 secrets end in =');
+    assert.deepEqual([...config.alertMinInstancesByService], [['orders', 3], ['batch-*', 0]]);
   });
 
   test('the OIDC role map reads value=role pairs, roles in any case', () => {
@@ -301,6 +344,27 @@ describe('config files', () => {
     assert.equal(config.heartbeatTimeoutSec, 15);
     assert.deepEqual(config.trustProxy, ['10.0.0.0/8', '::1']);
     assert.equal(config.hashKeyHeader, 'x-tenant');
+  });
+
+  test('YAML lists and maps for the alert webhooks, their secrets and the per-service thresholds', () => {
+    const path = file(
+      'alerts.yaml',
+      [
+        'alertWebhooks:',
+        '  - name: pager',
+        '    url: https://hooks.example/p',
+        '    rules: [no_leader, store_unreachable]',
+        'alertWebhookSecrets:',
+        '  pager: a-secret-of-16-chars-or-more',
+        'alertMinInstancesByService:',
+        '  orders: 2',
+        '',
+      ].join('\n'),
+    );
+    const config = load({ config: path });
+    assert.deepEqual(config.alertWebhooks, [{ name: 'pager', url: 'https://hooks.example/p', severities: [], services: [], rules: ['no_leader', 'store_unreachable'] }]);
+    assert.equal(config.alertWebhookSecrets.get('pager'), 'a-secret-of-16-chars-or-more');
+    assert.equal(config.alertMinInstancesByService.get('orders'), 2);
   });
 
   test('.yml is YAML too, and booleans and hop counts are accepted as YAML scalars', () => {

@@ -60,7 +60,7 @@ function resolve(s: AnySetting, opts: LoadConfigOptions, file: FileValues, probl
   const result = s.kind.parse(value.raw);
   if (result.ok) return result.value;
   const detail = result.detail === undefined ? '' : ` (${result.detail})`;
-  const shown = s.kind.secret === true ? 'the given value (hidden)' : display(value.raw);
+  const shown = s.kind.secret === true || s.kind.unquoted === true ? 'the given value (hidden)' : display(value.raw);
   const why = s.kind.secret === true ? '' : detail;
   problems.push(`${settingLabel(s)}: ${shown} is not ${s.kind.expected}${why} [from ${value.source}]`);
   return undefined;
@@ -136,6 +136,10 @@ function crossCheck(config: MaxineConfig): string[] {
     problems.push(
       `${label('activeHealthCheckTimeoutMs')}: ${config.activeHealthCheckTimeoutMs} must not exceed the check interval (${config.activeHealthCheckIntervalMs} ms)`,
     );
+  }
+  const webhookNames = new Set(config.alertWebhooks.map((w) => w.name));
+  for (const name of config.alertWebhookSecrets.keys()) {
+    if (!webhookNames.has(name)) problems.push(`${label('alertWebhookSecrets')}: names ${name}, which is not one of ${label('alertWebhooks')}`);
   }
   problems.push(...securityCrossCheck(config, label));
   return problems;

@@ -16,6 +16,7 @@ import { probeRoutes } from './probes.ts';
 import { logRoutes } from './logs.ts';
 import { graphqlRoutes } from './graphql/plugin.ts';
 import { actuatorRoutes } from './actuator/routes.ts';
+import { alertsRoute } from './actuator/alerts.ts';
 import type { AppContext } from './context.ts';
 import { ErrorBody, installErrorHandling } from './errors.ts';
 import { lightningRoutes } from './lightning/routes.ts';
@@ -197,6 +198,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   await app.register(identityRoutes(ctx), { prefix: '/api/maxine' });
   await app.register(auditRoute(ctx), { prefix: '/api/actuator' });
   await app.register(tracesRoute(ctx), { prefix: '/api/actuator' });
+  await app.register(alertsRoute(ctx), { prefix: '/api/actuator' });
   await app.register(actuatorRoutes(ctx), { prefix: '/api/actuator' });
   await app.register(upstreamsRoute(ctx), { prefix: '/api/actuator' });
   await app.register(prometheusRoutes(ctx));

@@ -1,3 +1,4 @@
+import type { AlertMonitor } from '../alerts/monitor.ts';
 import type { Security } from '../auth/security.ts';
 import type { MaxineConfig } from '../config/schema.ts';
 import type { AuditLog } from '../observe/audit.ts';
@@ -46,4 +47,6 @@ export interface AppContext {
   readonly recentRequests: RecentRequests | null;
   /** Counts the hot paths feed, and the Prometheus exposition. */
   readonly metrics: Metrics;
+  /** Alert rules, their states and notifications, for /api/actuator/alerts. */
+  readonly alerts: AlertMonitor;
 }

@@ -142,8 +142,17 @@ export class RequestTimings {
   }
 
   total(): number {
-    let sum = 0;
-    for (const { buckets } of this.series()) sum += buckets.count;
-    return sum;
+    return this.totals().total;
+  }
+
+  /** Requests answered, and of them those answered with a 5xx status; a walk over the series, for scrapes and alert evaluations. */
+  totals(): { total: number; errors: number } {
+    let total = 0;
+    let errors = 0;
+    for (const { status, buckets } of this.series()) {
+      total += buckets.count;
+      if (status === '5xx') errors += buckets.count;
+    }
+    return { total, errors };
   }
 }

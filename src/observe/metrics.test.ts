@@ -10,6 +10,13 @@ import { Metrics, type MetricsOptions } from './metrics.ts';
 import { Buckets, OTHER_SERVICES, RouteTimings, ServiceLabels } from './metrics-series.ts';
 import { instrumentStore } from './metrics-store.ts';
 
+/** Two evictions fired, one still firing. */
+const SOME_ALERTS: MetricsOptions['alerts'] = () => ({
+  stats: () => ({ fired: new Map([['instance_evicted', 2]]), firing: new Map([['instance_evicted', 1]]), dropped: 0 }),
+  webhooks: [],
+  deliveryCounts: () => ({ delivered: 0, failed: 0 }),
+});
+
 const NO_CHECKS: HealthCheckerStats = {
   leading: false,
   targets: 0,
@@ -82,6 +89,7 @@ describe('Metrics', () => {
       checks: () => NO_CHECKS,
       proxiedRequests: () => 7,
       events: () => ({ connections: 2, sent: { service_registered: 5 }, dropped: 1, resyncs: 1 }),
+      alerts: SOME_ALERTS,
       ...overrides,
     });
     return { catalog, metrics };
@@ -153,7 +161,7 @@ describe('Metrics', () => {
     assert.equal(valueOf(scraped, 'maxine_leader_changes_total'), 2);
   });
 
-  test('readings of the checker, the proxy and the event hub; sign-ins', async () => {
+  test('readings of the checker, the proxy, the event hub and the alerts; sign-ins', async () => {
     const { metrics } = make();
     metrics.signedIn(true);
     metrics.signedIn(false);
@@ -169,6 +177,8 @@ describe('Metrics', () => {
     assert.equal(valueOf(scraped, 'maxine_event_resyncs_total'), 1);
     assert.equal(valueOf(scraped, 'maxine_auth_success_total'), 1);
     assert.equal(valueOf(scraped, 'maxine_auth_failures_total'), 2);
+    assert.equal(valueOf(scraped, 'maxine_alerts_total', { rule: 'instance_evicted', severity: 'warning' }), 2);
+    assert.equal(valueOf(scraped, 'maxine_alerts_firing', { rule: 'instance_evicted', severity: 'warning' }), 1);
     assert.ok(hasMetric(scraped, 'process_cpu_seconds_total'), 'process metrics keep their standard names');
   });
 
@@ -197,6 +207,7 @@ describe('Metrics', () => {
       checks: () => NO_CHECKS,
       proxiedRequests: () => 0,
       events: () => ({ connections: 0, sent: {}, dropped: 0, resyncs: 0 }),
+      alerts: SOME_ALERTS,
     });
     try {
       first.signedIn(true);
@@ -269,6 +280,7 @@ describe('instrumented store', () => {
       checks: () => NO_CHECKS,
       proxiedRequests: () => 0,
       events: () => ({ connections: 0, sent: {}, dropped: 0, resyncs: 0 }),
+      alerts: SOME_ALERTS,
     });
     try {
       const store = instrumentStore(inner, metrics);

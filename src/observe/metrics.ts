@@ -1,6 +1,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Catalog } from '../core/catalog.ts';
 import { isEligible } from '../core/instance.ts';
+import type { AlertMonitor } from '../alerts/monitor.ts';
+import { RULE_SEVERITY } from '../alerts/rules.ts';
 import type { HealthCheckerStats } from '../health/checker.ts';
 import type { EventStats } from '../http/events/hub.ts';
 import type { LeadershipState, RegistryStore } from '../store/store.ts';
@@ -17,6 +19,7 @@ export interface MetricsOptions {
   readonly checks: () => HealthCheckerStats;
   readonly proxiedRequests: () => number;
   readonly events: () => EventStats;
+  readonly alerts: () => Pick<AlertMonitor, 'stats' | 'webhooks' | 'deliveryCounts'>;
 }
 
 /** How often leadership is compared with the last view, so a change between scrapes is still counted. */
@@ -144,7 +147,16 @@ export class Metrics implements StoreRecorder {
     counter('maxine_health_checks_total', 'Active health check probes made by this replica (only the leader probes).', () => options.checks().probes);
     counter('maxine_health_check_failures_total', 'Probes that failed.', () => options.checks().failures);
     counter('maxine_health_evictions_total', 'Instances this replica evicted as leader after failing their checks for too long.', () => options.checks().evictions);
-    counter('maxine_alerts_total', 'Alerts raised; always 0: Maxine raises no alerts of its own yet (use the Prometheus rules).', () => 0);
+    new Counter({
+      name: 'maxine_alerts_total',
+      help: "Alerts fired by this replica's evaluation, by rule and severity (every replica evaluates the cluster rules; only the leader notifies them).",
+      labelNames: ['rule', 'severity'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [rule, n] of options.alerts().stats().fired) this.inc({ rule, severity: RULE_SEVERITY[rule] }, n);
+      },
+    });
     gauge('maxine_registered_services', 'Services with at least one instance.', () => catalog.serviceCount);
     gauge('maxine_registered_parent_nodes', 'Registered instances.', () => catalog.instanceCount);
     gauge('maxine_registered_virtual_nodes', "Sum of the instances' weights (the original expanded each weight into as many virtual nodes).", () => census().virtualNodes);
@@ -238,6 +250,34 @@ export class Metrics implements StoreRecorder {
     });
     counter('maxine_events_dropped_total', 'Events not delivered to subscribers that fell too far behind.', () => options.events().dropped);
     counter('maxine_event_resyncs_total', 'Resync markers sent to subscribers in place of dropped events.', () => options.events().resyncs);
+
+    // Alerts.
+    new Gauge({
+      name: 'maxine_alerts_firing',
+      help: 'Alerts firing now on this replica, by rule and severity.',
+      labelNames: ['rule', 'severity'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [rule, n] of options.alerts().stats().firing) this.set({ rule, severity: RULE_SEVERITY[rule] }, n);
+      },
+    });
+    counter('maxine_alerts_dropped_total', 'Alert conditions not tracked because MAXINE_ALERT_MAX_ACTIVE alerts were active.', () => options.alerts().stats().dropped);
+    new Counter({
+      name: 'maxine_alert_deliveries_total',
+      help: 'Alert notifications to webhooks that ended, by webhook and outcome (delivered, or failed after every retry).',
+      labelNames: ['webhook', 'outcome'],
+      registers,
+      collect() {
+        this.reset();
+        const alerts = options.alerts();
+        for (const { name } of alerts.webhooks) {
+          const counts = alerts.deliveryCounts(name);
+          this.inc({ webhook: name, outcome: 'delivered' }, counts.delivered);
+          this.inc({ webhook: name, outcome: 'failed' }, counts.failed);
+        }
+      },
+    });
 
     // Merging copies the metrics registered so far: last.
     this.registry = Registry.merge([own, processMetrics()]);

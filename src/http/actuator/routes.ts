@@ -1,12 +1,8 @@
-import { readFileSync } from 'node:fs';
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
 import type { AppContext } from '../context.ts';
+import { PACKAGE_INFO } from '../../package-info.ts';
 
-const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
-  version: string;
-  description: string;
-};
 
 const ClusterView = Type.Object({
   enabled: Type.Boolean({ description: 'true when replicas share the store (not local)' }),
@@ -48,7 +44,7 @@ export function actuatorRoutes(ctx: AppContext): FastifyPluginAsync {
           },
         },
       },
-      async () => ({ build: { name: 'maxine-discovery', description: pkg.description, version: pkg.version } }),
+      async () => ({ build: { name: 'maxine-discovery', description: PACKAGE_INFO.description, version: PACKAGE_INFO.version } }),
     );
 
     app.get(

@@ -82,7 +82,7 @@ export class WebhookDispatcher {
     return this.options.webhooks;
   }
 
-  routesFor(alert: AlertPayload): Webhook[] {
+  routesFor(alert: Pick<AlertPayload, 'severity' | 'rule' | 'service'>): Webhook[] {
     return this.options.webhooks.filter((webhook) => webhook.matches(alert));
   }
 

@@ -162,9 +162,9 @@ export class AlertMonitor {
   }
 
   private notifyReplicaAlert(status: NotificationStatus, alert: Alert): void {
-    const payload = payloadOf(alert);
-    const routes = this.options.dispatcher.routesFor(payload);
+    const routes = this.options.dispatcher.routesFor(alert);
     if (routes.length === 0) return;
+    const payload = payloadOf(alert);
     const previous = this.replicaSends.get(alert.fingerprint) ?? Promise.resolve();
     const next = previous.then(async () => {
       await this.send(status, payload, routes, alert);
@@ -181,9 +181,9 @@ export class AlertMonitor {
     for (const alert of this.book.activeAlerts()) {
       const { fingerprint } = alert;
       if (alert.scope !== 'cluster' || alert.firedAt === null || this.inFlight.has(fingerprint) || this.recorded(fingerprint) !== null) continue;
-      const payload = payloadOf(alert);
-      const routes = this.options.dispatcher.routesFor(payload);
+      const routes = this.options.dispatcher.routesFor(alert);
       if (routes.length === 0) continue;
+      const payload = payloadOf(alert);
       this.inFlight.add(fingerprint);
       const sentAt = this.clock();
       void this.send('firing', payload, routes, alert)

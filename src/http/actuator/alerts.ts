@@ -10,7 +10,8 @@ const STATE_FILTERS = [...STATES, 'all'] as const;
 
 const Query = Type.Object(
   {
-    state: Type.Optional(Type.Union(STATE_FILTERS.map((s) => Type.Literal(s)), { description: 'only alerts in this state (default: all)' })),
+    // A pattern, not a union of literals: one clear message for a bad value instead of one per literal.
+    state: Type.Optional(Type.String({ pattern: `^(${STATE_FILTERS.join('|')})$`, description: `only alerts in this state: ${STATE_FILTERS.join(', ')} (default: all)` })),
     limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,5}$', description: 'at most this many alerts' })),
   },
   { additionalProperties: false },

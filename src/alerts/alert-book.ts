@@ -35,7 +35,7 @@ export type Transition = { readonly kind: 'fired' | 'resolved'; readonly alert: 
 export interface AlertBookOptions {
   /** How long a condition must hold before its alert fires (rules in FIRES_AT_ONCE excepted). */
   readonly forMs: number;
-  /** Alerts pending or firing at once; conditions beyond are counted as dropped. */
+  /** Alerts pending or firing at once; conditions beyond are not tracked (counted in `untracked`). */
   readonly maxActive: number;
   /** Resolved alerts kept for /api/actuator/alerts. */
   readonly recentSize: number;
@@ -57,8 +57,8 @@ export class AlertBook {
   private readonly resolved: Alert[] = [];
   /** Alerts fired since start, by rule (each rule has one severity). */
   readonly fired = new Map<AlertRule, number>();
-  /** Conditions not tracked because maxActive alerts were already active. */
-  dropped = 0;
+  /** Conditions the last update did not track because maxActive alerts were already active. */
+  untracked = 0;
 
   constructor(private readonly options: AlertBookOptions) {}
 
@@ -70,14 +70,24 @@ export class AlertBook {
    */
   update(conditions: readonly Condition[], now: number, alreadyFiring: (fingerprint: string) => boolean): Transition[] {
     const transitions: Transition[] = [];
-    const seen = new Set<string>();
-    for (const condition of conditions) {
-      const key = subjectKey(condition);
-      seen.add(key);
+    const holding = new Map<string, Condition>();
+    for (const condition of conditions) holding.set(subjectKey(condition), condition);
+    // Resolutions first: they make room for new alerts under maxActive.
+    for (const [key, alert] of this.active) {
+      if (holding.has(key)) continue;
+      this.active.delete(key);
+      this.byFingerprint.delete(alert.fingerprint);
+      if (alert.firedAt === null) continue;
+      alert.resolvedAt = now;
+      this.remember(alert);
+      transitions.push({ kind: 'resolved', alert });
+    }
+    let untracked = 0;
+    for (const [key, condition] of holding) {
       let alert = this.active.get(key);
       if (alert === undefined) {
         if (this.active.size >= this.options.maxActive) {
-          this.dropped++;
+          untracked++;
           continue;
         }
         alert = {
@@ -106,15 +116,7 @@ export class AlertBook {
         transitions.push({ kind: 'fired', alert });
       }
     }
-    for (const [key, alert] of this.active) {
-      if (seen.has(key)) continue;
-      this.active.delete(key);
-      this.byFingerprint.delete(alert.fingerprint);
-      if (alert.firedAt === null) continue;
-      alert.resolvedAt = now;
-      this.remember(alert);
-      transitions.push({ kind: 'resolved', alert });
-    }
+    this.untracked = untracked;
     return transitions;
   }
 

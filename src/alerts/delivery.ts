@@ -66,6 +66,7 @@ export class WebhookDispatcher {
   private readonly counts = new Map<string, DeliveryCounts>();
   private readonly closing = new AbortController();
   private readonly waits = new Set<{ timer: NodeJS.Timeout; wake: () => void }>();
+  private closed: Promise<void> | undefined;
 
   constructor(private readonly options: DispatcherOptions) {
     this.clock = options.clock ?? Date.now;
@@ -102,14 +103,17 @@ export class WebhookDispatcher {
     return { deliveries: deliveries.map((d) => d.status), settled: Promise.all(deliveries.map((d) => d.done)).then(() => undefined) };
   }
 
-  /** Cancels waiting retries and requests in flight. */
-  async close(): Promise<void> {
-    this.closing.abort();
-    for (const wait of this.waits) {
-      clearTimeout(wait.timer);
-      wait.wake();
-    }
-    await this.agent.close();
+  /** Cancels waiting retries and requests in flight; idempotent. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      this.closing.abort();
+      for (const wait of this.waits) {
+        clearTimeout(wait.timer);
+        wait.wake();
+      }
+      await this.agent.close();
+    })();
+    return this.closed;
   }
 
   private deliver(webhook: Webhook, status: NotificationStatus, body: string): { status: DeliveryStatus; done: Promise<void> } {
@@ -186,7 +190,6 @@ export class WebhookDispatcher {
           resolve();
         },
       };
-      wait.timer.unref();
       this.waits.add(wait);
     });
   }

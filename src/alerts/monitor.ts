@@ -37,7 +37,8 @@ export interface AlertStats {
   readonly fired: ReadonlyMap<AlertRule, number>;
   /** Alerts firing now, by rule. */
   readonly firing: ReadonlyMap<AlertRule, number>;
-  readonly dropped: number;
+  /** Conditions not tracked at the last evaluation (MAXINE_ALERT_MAX_ACTIVE). */
+  readonly untracked: number;
 }
 
 function iso(ms: number | null): string | null {
@@ -100,10 +101,10 @@ export class AlertMonitor {
     const conditions: Condition[] = [];
     this.registryConditions.collect(conditions);
     this.replicaConditions.collect(conditions, now);
-    const droppedBefore = this.book.dropped;
+    const untrackedBefore = this.book.untracked;
     const transitions = this.book.update(conditions, now, (fingerprint) => this.recorded(fingerprint) !== null);
-    if (this.book.dropped > droppedBefore) {
-      this.options.onWarning(`${this.book.dropped - droppedBefore} alert conditions were not tracked: ${this.options.settings.maxActive} alerts are active already (MAXINE_ALERT_MAX_ACTIVE).`);
+    if (this.book.untracked > 0 && untrackedBefore === 0) {
+      this.options.onWarning(`${this.book.untracked} alert conditions are not tracked: ${this.options.settings.maxActive} alerts are active already (MAXINE_ALERT_MAX_ACTIVE).`);
     }
     for (const { kind, alert } of transitions) if (alert.scope === 'replica') this.notifyReplicaAlert(kind === 'fired' ? 'firing' : 'resolved', alert);
     if (this.options.store.leadership().isLeader) this.reconcile(now);
@@ -145,7 +146,7 @@ export class AlertMonitor {
   stats(): AlertStats {
     const firing = new Map<AlertRule, number>();
     for (const { rule, firedAt } of this.book.activeAlerts()) if (firedAt !== null) firing.set(rule, (firing.get(rule) ?? 0) + 1);
-    return { fired: this.book.fired, firing, dropped: this.book.dropped };
+    return { fired: this.book.fired, firing, untracked: this.book.untracked };
   }
 
   async close(): Promise<void> {

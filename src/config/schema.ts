@@ -772,7 +772,7 @@ export const CONFIG_SETTINGS = [
     env: ['MAXINE_ALERT_MAX_ACTIVE'],
     kind: integer(10, 100_000),
     default: 1000,
-    description: 'Alerts pending or firing at once; further conditions are counted in maxine_alerts_dropped_total.',
+    description: 'Alerts pending or firing at once; conditions beyond are not tracked (maxine_alerts_untracked).',
   }),
   setting({
     key: 'alertWebhooks',
@@ -810,7 +810,8 @@ export const CONFIG_SETTINGS = [
     key: 'alertWebhookTimeoutMs',
     flag: '--alert-webhook-timeout-ms',
     env: ['MAXINE_ALERT_WEBHOOK_TIMEOUT_MS'],
-    kind: integer(100, 60_000),
+    // From 1 s: undici times response headers on a clock of about 1 s resolution.
+    kind: integer(1000, 60_000),
     default: 5000,
     description: 'Connect, response headers and body each within this.',
   }),

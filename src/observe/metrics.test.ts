@@ -12,7 +12,7 @@ import { instrumentStore } from './metrics-store.ts';
 
 /** Two evictions fired, one still firing. */
 const SOME_ALERTS: MetricsOptions['alerts'] = () => ({
-  stats: () => ({ fired: new Map([['instance_evicted', 2]]), firing: new Map([['instance_evicted', 1]]), dropped: 0 }),
+  stats: () => ({ fired: new Map([['instance_evicted', 2]]), firing: new Map([['instance_evicted', 1]]), untracked: 0 }),
   webhooks: [],
   deliveryCounts: () => ({ delivered: 0, failed: 0 }),
 });

@@ -262,7 +262,7 @@ export class Metrics implements StoreRecorder {
         for (const [rule, n] of options.alerts().stats().firing) this.set({ rule, severity: RULE_SEVERITY[rule] }, n);
       },
     });
-    counter('maxine_alerts_dropped_total', 'Alert conditions not tracked because MAXINE_ALERT_MAX_ACTIVE alerts were active.', () => options.alerts().stats().dropped);
+    gauge('maxine_alerts_untracked', 'Alert conditions holding at the last evaluation but not tracked, because MAXINE_ALERT_MAX_ACTIVE alerts were active.', () => options.alerts().stats().untracked);
     new Counter({
       name: 'maxine_alert_deliveries_total',
       help: 'Alert notifications to webhooks that ended, by webhook and outcome (delivered, or failed after every retry).',

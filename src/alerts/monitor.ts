@@ -191,6 +191,8 @@ export class AlertMonitor {
         .then((deliveries) => this.record(fingerprint, { alert: payload, sentBy: this.options.replica, sentAt, deliveries }))
         .finally(() => this.inFlight.delete(fingerprint));
     }
+    // An untracked condition (MAXINE_ALERT_MAX_ACTIVE) may be one of the recorded alerts, still holding: no resolution then.
+    if (this.book.untracked > 0) return;
     for (const fingerprint of new Set([...this.records.fingerprints(), ...this.unrecorded.keys()])) {
       const record = this.recorded(fingerprint);
       if (record === null || this.inFlight.has(fingerprint) || this.book.activeAlert(fingerprint) !== undefined) continue;

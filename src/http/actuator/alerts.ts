@@ -89,7 +89,7 @@ export function alertsRoute(ctx: AppContext): FastifyPluginAsync {
           tags: ['actuator'],
           summary: 'Alerts pending, firing and recently resolved, with their notifications, and the webhooks they are routed to',
           description:
-            "Cluster alerts are evaluated alike on every replica and notified by the leader; a follower shows the leader's record of the notification. Replica alerts are this replica's own.",
+            "Cluster alerts are evaluated alike on every replica and notified by the leader; while one fires, a follower shows the leader's record of its notification. Replica alerts are this replica's own.",
           querystring: Query,
           response: {
             200: Type.Object({

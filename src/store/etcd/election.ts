@@ -53,12 +53,13 @@ export class Election {
 
   view(): LeadershipState {
     const term = this.term;
-    return {
-      isLeader: term !== null && this.options.clock() < term.confirmedUntil,
-      leaderId: this.leader?.id ?? null,
-      fencingToken: this.leader?.token ?? 0,
-      observedAt: this.observedAt,
-    };
+    const now = this.options.clock();
+    const isLeader = term !== null && now < term.confirmedUntil;
+    // Our own term counts while confirmed; another replica's for one lease after a round last saw it
+    // (etcd unreachable: whoever held it may have lost it by now).
+    const leader = this.leader;
+    const known = leader !== null && (leader.id === this.options.instanceId ? isLeader : now < this.observedAt + this.options.leaderLeaseMs);
+    return { isLeader, leaderId: known ? leader.id : null, fencingToken: known ? leader.token : 0, observedAt: this.observedAt };
   }
 
   /** Runs the first round (so a lone replica leads once open resolves), then one every leaderRenewMs. */

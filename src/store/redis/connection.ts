@@ -90,7 +90,9 @@ export class NoAnswerError extends Error {
 export function withinMs<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new NoAnswerError(`no answer within ${ms} ms`)), Math.max(ms, 0));
+    // Judged after the event loop's next poll: after a stall (GC, CPU contention) the timer and a reply that
+    // arrived in time are due together, and timers run first; the reply must win.
+    timer = setTimeout(() => setImmediate(() => reject(new NoAnswerError(`no answer within ${ms} ms`))), Math.max(ms, 0));
   });
   // The abandoned command may fail later (e.g. when the client is destroyed).
   promise.catch(() => {});

@@ -14,6 +14,8 @@ export class LeadershipView {
   private holderId: string | null = null;
   private token = 0;
   private trustedUntil = 0;
+  /** Until when the holder seen in the last reply is believed (another replica's term: one lease after the round was sent). */
+  private holderSeenUntil = 0;
   private observedAt = 0;
 
   constructor(
@@ -30,6 +32,7 @@ export class LeadershipView {
     this.holderId = holder.slice(colon + 1);
     this.token = token;
     this.trustedUntil = this.holderId === this.instanceId ? sentAt + this.leaseMs : 0;
+    this.holderSeenUntil = sentAt + this.leaseMs;
     this.observedAt = this.clock();
     return this.holderId === this.instanceId;
   }
@@ -48,11 +51,14 @@ export class LeadershipView {
     this.holderId = null;
     this.token = 0;
     this.trustedUntil = 0;
+    this.holderSeenUntil = 0;
   }
 
   state(): LeadershipState {
-    if (this.holderId === this.instanceId && !this.isLeader()) {
-      // Our term lapsed without renewal: someone else may lead by now.
+    const lapsed = this.holderId === this.instanceId ? !this.isLeader() : performance.now() >= this.holderSeenUntil;
+    if (lapsed) {
+      // No round has confirmed the term for a whole lease (redis unreachable, or our own term not renewed):
+      // whoever held it may have lost it, and someone else may lead by now.
       return { isLeader: false, leaderId: null, fencingToken: 0, observedAt: this.observedAt };
     }
     return { isLeader: this.isLeader(), leaderId: this.holderId, fencingToken: this.token, observedAt: this.observedAt };

@@ -15,6 +15,7 @@ import {
 } from './servers.ts';
 import { UPSTREAM_SCENARIOS } from './upstream-scenarios.ts';
 import { EVENT_SCENARIOS } from './event-scenarios.ts';
+import { TRACING_SCENARIOS } from './tracing-scenarios.ts';
 
 export interface Scenario {
   readonly name: string;
@@ -250,6 +251,7 @@ export const SCENARIOS: readonly Scenario[] = [
   memory,
   ...UPSTREAM_SCENARIOS,
   ...EVENT_SCENARIOS,
+  ...TRACING_SCENARIOS,
   discoverOnSharedStore('redis', startRedisBackend),
   discoverOnSharedStore('etcd', startEtcdBackend),
   registerOnSharedStore('redis', startRedisBackend, async (b) => redisRawWriteRate(b.port, WRITERS, 100_000)),

@@ -1,4 +1,4 @@
-import { FIRES_AT_ONCE, fingerprintOf, RULE_SCOPE, RULE_SEVERITY, type AlertRule, type AlertScope, type Condition, type Severity } from './rules.ts';
+import { FIRES_AT_ONCE, fingerprintOf, RULE_SCOPE, RULE_SEVERITY, type AlertIdentity, type AlertRule, type Condition } from './rules.ts';
 import type { DeliveryStatus } from './delivery.ts';
 
 /** One notification of an alert (its firing or its resolution) and how its deliveries went. */
@@ -12,14 +12,7 @@ export interface Notification {
 }
 
 /** An alert this replica knows: pending (condition seen, waiting for alertForMs), firing, or resolved. */
-export interface Alert {
-  readonly fingerprint: string;
-  readonly rule: AlertRule;
-  readonly severity: Severity;
-  readonly scope: AlertScope;
-  readonly service: string | null;
-  readonly instanceId: string | null;
-  readonly replica: string | null;
+export interface Alert extends AlertIdentity {
   summary: string;
   details: Condition['details'];
   /** Epoch ms the condition was first seen (this time round). */

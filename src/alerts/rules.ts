@@ -65,6 +65,13 @@ export interface AlertSubject {
   readonly replica: string | null;
 }
 
+/** An alert's subject with its stable name and its class: what the book's alerts and the webhooks' payloads share. */
+export interface AlertIdentity extends AlertSubject {
+  readonly fingerprint: string;
+  readonly severity: Severity;
+  readonly scope: AlertScope;
+}
+
 /** A condition that holds now, as its rule describes it. */
 export interface Condition extends AlertSubject {
   /** One line for people, e.g. "orders has 1 eligible instance (threshold 2)". */

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { compilePattern, type NamePattern } from '../auth/glob.ts';
-import type { AlertRule, AlertScope, Severity } from './rules.ts';
+import type { AlertIdentity, AlertRule, Severity } from './rules.ts';
 
 /** A webhook as configured (MAXINE_ALERT_WEBHOOKS); empty filters match everything. */
 export interface WebhookSpec {
@@ -13,14 +13,7 @@ export interface WebhookSpec {
 }
 
 /** What an alert looks like to a receiver, and in the leader's record of what it notified. */
-export interface AlertPayload {
-  readonly fingerprint: string;
-  readonly rule: AlertRule;
-  readonly severity: Severity;
-  readonly scope: AlertScope;
-  readonly service: string | null;
-  readonly instanceId: string | null;
-  readonly replica: string | null;
+export interface AlertPayload extends AlertIdentity {
   readonly summary: string;
   readonly details: Readonly<Record<string, string | number | boolean | null>>;
   /** ISO-8601: when it fired. */

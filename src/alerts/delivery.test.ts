@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { afterEach, describe, test } from 'node:test';
+import { startWebhookReceiver } from '../../test/helpers/webhook-receiver.ts';
 import { WebhookDispatcher, type DeliveryStatus, type DispatcherOptions } from './delivery.ts';
 import { notificationBody, Webhook, type AlertPayload, type WebhookSpec } from './webhooks.ts';
 
@@ -40,7 +41,6 @@ type Answer = (res: ServerResponse, n: number) => void;
 
 interface Receiver {
   readonly url: string;
-  readonly port: number;
   readonly requests: Received[];
   /** The delivery whose state each request records. */
   watch: DeliveryStatus | undefined;
@@ -67,34 +67,14 @@ afterEach(async () => {
 /** A real HTTP receiver on 127.0.0.1; `answer` gets each request's response and its 0-based index. */
 async function receiver(answer: Answer, path = '/hook'): Promise<Receiver> {
   const requests: Received[] = [];
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const n = requests.length;
-      requests.push({
-        method: req.method ?? '',
-        url: req.url ?? '',
-        headers: req.headers,
-        body: Buffer.concat(chunks).toString('utf8'),
-        at: performance.now(),
-        stateSeen: created.watch?.state,
-      });
+  const hook = await startWebhookReceiver({
+    path,
+    respond: (res, request, n) => {
+      requests.push({ method: request.method, url: request.path, headers: request.headers, body: request.raw, at: performance.now(), stateSeen: created.watch?.state });
       answer(res, n);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  const created: Receiver = {
-    url: `http://127.0.0.1:${port}${path}`,
-    port,
-    requests,
-    watch: undefined,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
     },
-  };
+  });
+  const created: Receiver = { url: hook.url, requests, watch: undefined, close: () => hook.close() };
   receivers.push(created);
   return created;
 }

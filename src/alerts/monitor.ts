@@ -2,7 +2,8 @@ import type { Catalog } from '../core/catalog.ts';
 import type { RegistryStore } from '../store/store.ts';
 import { AlertBook, type Alert, type Notification } from './alert-book.ts';
 import type { DeliveryCounts, WebhookDispatcher } from './delivery.ts';
-import { NOTIFIED_KV_PREFIX, NotifiedRecords, type NotifiedRecord } from './notified-records.ts';
+import type { KvCollection } from '../core/kv-collection.ts';
+import { NOTIFIED_KV_PREFIX, notifiedRecords, type NotifiedRecord } from './notified-records.ts';
 import { RegistryConditions } from './registry-conditions.ts';
 import { ReplicaConditions, type ErrorRateRule, type RequestTotals } from './replica-conditions.ts';
 import type { AlertRule, Condition } from './rules.ts';
@@ -64,7 +65,7 @@ export class AlertMonitor {
   private readonly book: AlertBook;
   private readonly registryConditions: RegistryConditions;
   private readonly replicaConditions: ReplicaConditions;
-  private readonly records: NotifiedRecords;
+  private readonly records: KvCollection<NotifiedRecord>;
   /** Cluster alerts whose notification or record write is under way. */
   private readonly inFlight = new Set<string>();
   /** Record writes not yet in the store (failed, or under way): the leader's own view overrides the KV's. */
@@ -87,7 +88,7 @@ export class AlertMonitor {
       requestTotals: options.requestTotals,
       settleMs: settings.forMs,
     });
-    this.records = new NotifiedRecords(catalog, options.onWarning);
+    this.records = notifiedRecords(catalog, options.onWarning);
   }
 
   start(): void {
@@ -193,7 +194,7 @@ export class AlertMonitor {
     }
     // An untracked condition (MAXINE_ALERT_MAX_ACTIVE) may be one of the recorded alerts, still holding: no resolution then.
     if (this.book.untracked > 0) return;
-    for (const fingerprint of new Set([...this.records.fingerprints(), ...this.unrecorded.keys()])) {
+    for (const fingerprint of new Set([...this.records.names(), ...this.unrecorded.keys()])) {
       const record = this.recorded(fingerprint);
       if (record === null || this.inFlight.has(fingerprint) || this.book.activeAlert(fingerprint) !== undefined) continue;
       const resolved = this.book.resolvedAlert(fingerprint);

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { Catalog } from '../core/catalog.ts';
 import { testInstance } from '../core/fixtures.ts';
-import { NOTIFIED_KV_PREFIX, NotifiedRecords, type NotifiedRecord } from './notified-records.ts';
+import type { KvCollection } from '../core/kv-collection.ts';
+import { NOTIFIED_KV_PREFIX, notifiedRecords, type NotifiedRecord } from './notified-records.ts';
 import type { AlertPayload } from './webhooks.ts';
 
 function payload(fingerprint: string, overrides: Partial<AlertPayload> = {}): AlertPayload {
@@ -31,13 +32,13 @@ function record(fingerprint: string, sentAt = 1_714_564_800_000): NotifiedRecord
   };
 }
 
-const warningFor = (key: string) => `The alert record ${key} in the store is not one this version reads; it is ignored.`;
+const warningFor = (key: string) => `The stored record "${key}" is not valid; it is ignored.`;
 
 class Setup {
   readonly catalog = new Catalog(100);
   readonly warnings: string[] = [];
   private revision = 0;
-  private records: NotifiedRecords | undefined;
+  private records: KvCollection<NotifiedRecord> | undefined;
 
   put(key: string, value: string | null): void {
     this.catalog.apply({ kind: 'kv', revision: ++this.revision, key, value });
@@ -47,8 +48,8 @@ class Setup {
     this.put(NOTIFIED_KV_PREFIX + fingerprint, JSON.stringify(r));
   }
 
-  open(): NotifiedRecords {
-    this.records = new NotifiedRecords(this.catalog, (message) => this.warnings.push(message));
+  open(): KvCollection<NotifiedRecord> {
+    this.records = notifiedRecords(this.catalog, (message) => this.warnings.push(message));
     return this.records;
   }
 
@@ -74,14 +75,14 @@ afterEach(() => {
   setups = [];
 });
 
-describe('NotifiedRecords', () => {
+describe('notified records', () => {
   test('records already in the KV are read at construction', () => {
     const s = setup();
     s.putRecord('aaa');
     s.putRecord('bbb', record('bbb', 42));
     s.put('policies/orders', '{"retries":1}');
     const records = s.open();
-    assert.deepEqual([...records.fingerprints()].sort(), ['aaa', 'bbb']);
+    assert.deepEqual([...records.names()].sort(), ['aaa', 'bbb']);
     assert.deepEqual(records.get('aaa'), record('aaa'));
     assert.equal(records.get('bbb')?.sentAt, 42);
     assert.deepEqual(s.warnings, []);
@@ -90,15 +91,15 @@ describe('NotifiedRecords', () => {
   test('records written under alerts/notified/ are followed; other keys are not read', () => {
     const s = setup();
     const records = s.open();
-    assert.equal(records.has('f1'), false);
+    assert.equal(records.get('f1') !== undefined, false);
     assert.equal(records.get('f1'), undefined);
     s.putRecord('f1');
-    assert.equal(records.has('f1'), true);
+    assert.equal(records.get('f1') !== undefined, true);
     assert.deepEqual(records.get('f1'), record('f1'));
     s.put('alerts/other/f2', JSON.stringify(record('f2')));
     s.put('notified/f3', JSON.stringify(record('f3')));
     s.put('policies/orders', 'not json at all');
-    assert.deepEqual([...records.fingerprints()], ['f1']);
+    assert.deepEqual([...records.names()], ['f1']);
     assert.deepEqual(s.warnings, [], 'keys outside the prefix are not parsed');
   });
 
@@ -108,7 +109,7 @@ describe('NotifiedRecords', () => {
     s.putRecord('f1', record('f1', 1));
     s.putRecord('f1', record('f1', 2));
     assert.equal(records.get('f1')?.sentAt, 2);
-    assert.deepEqual([...records.fingerprints()], ['f1']);
+    assert.deepEqual([...records.names()], ['f1']);
   });
 
   test('a deletion (value null) forgets the record', () => {
@@ -117,11 +118,11 @@ describe('NotifiedRecords', () => {
     const records = s.open();
     s.putRecord('f2');
     s.put(NOTIFIED_KV_PREFIX + 'f1', null);
-    assert.equal(records.has('f1'), false);
+    assert.equal(records.get('f1') !== undefined, false);
     assert.equal(records.get('f1'), undefined);
-    assert.deepEqual([...records.fingerprints()], ['f2']);
+    assert.deepEqual([...records.names()], ['f2']);
     s.put(NOTIFIED_KV_PREFIX + 'f2', null);
-    assert.deepEqual([...records.fingerprints()], []);
+    assert.deepEqual([...records.names()], []);
     assert.deepEqual(s.warnings, []);
   });
 
@@ -130,11 +131,11 @@ describe('NotifiedRecords', () => {
     const records = s.open();
     const key = NOTIFIED_KV_PREFIX + 'bad';
     s.put(key, '{"alert": {');
-    assert.equal(records.has('bad'), false);
+    assert.equal(records.get('bad') !== undefined, false);
     assert.deepEqual(s.warnings, [warningFor(key)]);
     s.putRecord('good');
     assert.deepEqual(s.warnings, [warningFor(key)], 'a good record warns about nothing');
-    assert.deepEqual([...records.fingerprints()], ['good']);
+    assert.deepEqual([...records.names()], ['good']);
   });
 
   test('JSON that is not a record is ignored with a warning each', () => {
@@ -154,7 +155,7 @@ describe('NotifiedRecords', () => {
       deliveriesObject: { ...good, deliveries: {} },
     };
     for (const [name, value] of Object.entries(shapes)) s.put(NOTIFIED_KV_PREFIX + name, JSON.stringify(value));
-    assert.deepEqual([...records.fingerprints()], []);
+    assert.deepEqual([...records.names()], []);
     assert.deepEqual(
       s.warnings,
       Object.keys(shapes).map((name) => warningFor(NOTIFIED_KV_PREFIX + name)),
@@ -166,7 +167,7 @@ describe('NotifiedRecords', () => {
     const records = s.open();
     s.putRecord('f1');
     s.put(NOTIFIED_KV_PREFIX + 'f1', 'garbage');
-    assert.equal(records.has('f1'), false);
+    assert.equal(records.get('f1') !== undefined, false);
     assert.equal(s.warnings.length, 1);
   });
 
@@ -175,7 +176,7 @@ describe('NotifiedRecords', () => {
     s.put(NOTIFIED_KV_PREFIX + 'bad', '[1,2');
     s.putRecord('good');
     const records = s.open();
-    assert.deepEqual([...records.fingerprints()], ['good']);
+    assert.deepEqual([...records.names()], ['good']);
     assert.deepEqual(s.warnings, [warningFor(NOTIFIED_KV_PREFIX + 'bad')]);
   });
 
@@ -193,14 +194,14 @@ describe('NotifiedRecords', () => {
         ['policies/orders', '{}'],
       ],
     });
-    assert.deepEqual([...records.fingerprints()], ['new']);
+    assert.deepEqual([...records.names()], ['new']);
     assert.equal(records.get('new')?.sentAt, 7);
-    assert.equal(records.has('old'), false);
-    assert.equal(records.has('also-old'), false);
+    assert.equal(records.get('old') !== undefined, false);
+    assert.equal(records.get('also-old') !== undefined, false);
     assert.deepEqual(s.warnings, [warningFor(NOTIFIED_KV_PREFIX + 'broken')]);
     // Followed again after the reset.
     s.put(NOTIFIED_KV_PREFIX + 'new', null);
-    assert.deepEqual([...records.fingerprints()], []);
+    assert.deepEqual([...records.names()], []);
   });
 
   test('close() stops following the catalog', () => {
@@ -210,6 +211,6 @@ describe('NotifiedRecords', () => {
     records.close();
     s.putRecord('f2');
     s.put(NOTIFIED_KV_PREFIX + 'f1', null);
-    assert.deepEqual([...records.fingerprints()], ['f1']);
+    assert.deepEqual([...records.names()], ['f1']);
   });
 });

@@ -2,7 +2,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Catalog } from '../core/catalog.ts';
 import { isAction } from './actions.ts';
 import { compilePattern, PATTERN_SOURCE } from './glob.ts';
-import { KvCollection, SECURITY_KV_PREFIX } from './kv-collection.ts';
+import { KvCollection } from '../core/kv-collection.ts';
+import { SECURITY_KV_PREFIX } from './security-kv.ts';
 import type { CompiledGrant, Grant, Principal } from './principal.ts';
 import type { KvWriter } from './users.ts';
 

@@ -2,7 +2,8 @@ import { createHash, createPrivateKey, createPublicKey, randomBytes, type KeyObj
 import { readFileSync } from 'node:fs';
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
 import type { Catalog } from '../core/catalog.ts';
-import { KvCollection, SECURITY_KV_PREFIX } from './kv-collection.ts';
+import { KvCollection } from '../core/kv-collection.ts';
+import { SECURITY_KV_PREFIX } from './security-kv.ts';
 import type { KvWriter } from './users.ts';
 
 export type SigningAlgorithm = 'HS256' | 'ES256' | 'ES384' | 'RS256' | 'EdDSA';

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Catalog } from '../core/catalog.ts';
-import { KvCollection, SECURITY_KV_PREFIX } from './kv-collection.ts';
+import { KvCollection } from '../core/kv-collection.ts';
+import { SECURITY_KV_PREFIX } from './security-kv.ts';
 import { hashPassword, verifyAgainstDecoy, verifyPassword } from './passwords.ts';
 import { isRole, type Role } from './roles.ts';
 

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { TestResponse } from '../helpers/maxine.ts';
-import { spawnMaxine, type MaxineProcess } from '../helpers/process.ts';
+import { spawnMaxine } from '../helpers/process.ts';
+import { startWebhookReceiver, type WebhookRequest } from '../helpers/webhook-receiver.ts';
 import { REDIS, SHARED_FILE } from './backends.ts';
-import type { ClusterBackend, RunningBackend } from './scenarios.ts';
+import { killReplica, type ClusterBackend, type Replica, type RunningBackend } from './scenarios.ts';
 
 /**
  * Alerts across real replicas: three `maxine serve` children sharing a store,
@@ -56,13 +56,8 @@ interface WebhookBody {
   };
 }
 
-interface Received {
-  readonly at: number;
-  readonly method: string;
-  readonly path: string;
-  readonly headers: IncomingHttpHeaders;
-  /** The body as sent, for the signature. */
-  readonly raw: string;
+/** A request the receiver got, with its body as a notification (a placeholder about rule '(unparsable)' when it is not JSON). */
+interface Received extends WebhookRequest<WebhookBody> {
   readonly body: WebhookBody;
 }
 
@@ -76,45 +71,22 @@ interface Receiver {
   arrival(rule: string, status: 'firing' | 'resolved', count: number, timeoutMs: number, from?: number): Promise<Received[]>;
 }
 
-/** A webhook receiver on loopback recording every request; it answers 200 to everything. */
+const UNPARSABLE: WebhookBody = { version: -1, status: 'firing', sender: '', sentAt: '', alert: { rule: '(unparsable)' } as WebhookBody['alert'] };
+
+/** A webhook receiver on loopback recording every request, closed when the test ends; it answers 200 to everything. */
 async function startReceiver(t: TestContext): Promise<Receiver> {
-  const received: Received[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks).toString('utf8');
-      let body: WebhookBody;
-      try {
-        body = JSON.parse(raw) as WebhookBody;
-      } catch {
-        body = { version: -1, status: 'firing', sender: '', sentAt: '', alert: { rule: '(unparsable)' } as WebhookBody['alert'] };
-      }
-      received.push({ at: Date.now(), method: req.method ?? '', path: req.url ?? '', headers: req.headers, raw, body });
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
-  const origin = `http://127.0.0.1:${port}`;
+  // A path and a query, as real webhook URLs carry tokens there.
+  const hook = await startWebhookReceiver<WebhookBody>({ path: '/hooks/maxine?token=t0ken' });
+  t.after(() => hook.close());
+  const received = (): Received[] => hook.requests.map((r) => ({ ...r, body: r.json === undefined ? UNPARSABLE : r.json }));
   const of = (rule: string, status?: 'firing' | 'resolved', from = 0) =>
-    received.slice(from).filter((r) => r.body.alert?.rule === rule && (status === undefined || r.body.status === status));
+    received().slice(from).filter((r) => r.body.alert?.rule === rule && (status === undefined || r.body.status === status));
   return {
-    // A path and a query, as real webhook URLs carry tokens there.
-    url: `${origin}/hooks/maxine?token=t0ken`,
-    origin,
-    received,
+    url: hook.url,
+    origin: hook.origin,
+    get received() {
+      return received();
+    },
     of,
     arrival: (rule, status, count, timeoutMs, from = 0) =>
       waitFor(async () => (of(rule, status, from).length >= count ? of(rule, status, from) : undefined), `${count} ${rule} ${status} notification(s)`, timeoutMs),
@@ -134,11 +106,6 @@ function assertWellFormed(r: Received): void {
   assert.match(timestamp, /^\d+$/);
   const expected = `sha256=${createHmac('sha256', SECRET).update(`${timestamp}.${r.raw}`).digest('hex')}`;
   assert.equal(r.headers['x-maxine-signature'], expected, 'the HMAC signature over <timestamp>.<body>');
-}
-
-interface Replica extends MaxineProcess {
-  readonly instanceId: string;
-  readonly dataDir: string;
 }
 
 interface AlertView {
@@ -221,14 +188,7 @@ async function cluster(
   const started: Replica[] = [];
   // Registered first, so the replicas die before the backend and the receiver go.
   t.after(async () => {
-    for (const replica of started) {
-      if (replica.child.exitCode === null && replica.child.signalCode === null) {
-        replica.child.kill('SIGCONT');
-        replica.child.kill('SIGKILL');
-        await replica.exited;
-      }
-      rmSync(replica.dataDir, { recursive: true, force: true });
-    }
+    for (const replica of started) await killReplica(replica);
   });
   const running = await backend.start(t);
   if (running === null) return null;

@@ -34,9 +34,19 @@ export interface RunningBackend {
 const LEASE_MS = 2000;
 const RENEW_MS = 500;
 
-interface Replica extends MaxineProcess {
+export interface Replica extends MaxineProcess {
   readonly instanceId: string;
   readonly dataDir: string;
+}
+
+/** Kills a replica by PID (resumed first, in case a test froze it) and removes its data directory. */
+export async function killReplica(replica: Replica): Promise<void> {
+  if (replica.child.exitCode === null && replica.child.signalCode === null) {
+    replica.child.kill('SIGCONT');
+    replica.child.kill('SIGKILL');
+    await replica.exited;
+  }
+  rmSync(replica.dataDir, { recursive: true, force: true });
 }
 
 interface ClusterView {
@@ -121,14 +131,7 @@ export function runClusterScenarios(backend: ClusterBackend, group: ScenarioGrou
   }
 
   async function killAll(): Promise<void> {
-    for (const replica of started) {
-      if (replica.child.exitCode === null && replica.child.signalCode === null) {
-        replica.child.kill('SIGCONT');
-        replica.child.kill('SIGKILL');
-        await replica.exited;
-      }
-      rmSync(replica.dataDir, { recursive: true, force: true });
-    }
+    for (const replica of started) await killReplica(replica);
     started.clear();
   }
 

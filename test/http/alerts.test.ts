@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/index.ts';
 import { closedPort, startUpstream, type Upstream } from '../../src/health/test-upstreams.ts';
 import { startTestMaxine, type TestMaxine } from '../helpers/maxine.ts';
 import { parseScrape, valueOf, type Scrape } from '../helpers/prometheus.ts';
+import { startWebhookReceiver, type WebhookReceiver, type WebhookRequest } from '../helpers/webhook-receiver.ts';
 
 /**
  * Alerting end to end: real servers evaluate the rules, real webhook
@@ -25,62 +24,13 @@ const QUICK_CHECK = { type: 'http', path: '/hc', intervalMs: 150, timeoutMs: 100
 
 // --- a webhook receiver -------------------------------------------------------
 
-interface Received {
-  readonly method: string;
-  readonly url: string;
-  readonly headers: IncomingHttpHeaders;
-  /** The body exactly as sent: what the signature covers. */
-  readonly raw: string;
-  readonly json: any;
-  /** Epoch ms it arrived. */
-  readonly at: number;
-  /** The status it was answered with. */
-  readonly answered: number;
-}
+/** Bodies are typed loosely: the tests read whatever fields they check. */
+type Received = WebhookRequest<any>;
+type Receiver = WebhookReceiver<any>;
 
-interface Receiver {
-  /** http://127.0.0.1:<port> */
-  readonly url: string;
-  readonly requests: Received[];
-  /** Statuses for the next requests, in order; once used up, `fallback`. */
-  script: number[];
-  fallback: number;
-  close(): Promise<void>;
-}
-
-async function startReceiver(fallback = 200, script: number[] = []): Promise<Receiver> {
-  const requests: Received[] = [];
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks).toString('utf8');
-      let json: unknown;
-      try {
-        json = JSON.parse(raw);
-      } catch {
-        json = undefined;
-      }
-      const status = receiver.script.shift() ?? receiver.fallback;
-      requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, raw, json, at: Date.now(), answered: status });
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ok: status < 300 }));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  const receiver: Receiver = {
-    url: `http://127.0.0.1:${port}`,
-    requests,
-    script,
-    fallback,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
-  return receiver;
+/** A receiver at http://127.0.0.1:<port> answering `script` first, then `fallback`. */
+function startReceiver(fallback = 200, script: number[] = []): Promise<Receiver> {
+  return startWebhookReceiver<any>({ fallback, script });
 }
 
 /** The notification bodies a receiver got, optionally only those matching `where`. */
@@ -206,7 +156,7 @@ describe('service_instances_low: fires after alertForMs, resolves, and is signed
 
     const [request] = receiver.requests.filter((r) => r.json?.alert?.fingerprint === alert.fingerprint);
     assert.equal(request!.method, 'POST');
-    assert.equal(request!.url, '/hooks/t0ken-in-path?key=s3cret-query', 'the whole URL is used to send');
+    assert.equal(request!.path, '/hooks/t0ken-in-path?key=s3cret-query', 'the whole URL is used to send');
     assert.equal(request!.headers['content-type'], 'application/json');
     assert.match(request!.headers['user-agent'] ?? '', /^maxine\//);
     assert.equal(request!.headers['x-maxine-event'], 'firing');
@@ -363,7 +313,7 @@ describe('instance_evicted and /api/actuator/alerts', () => {
     assert.match(alert.summary, /^inventory instance .+ failed its health checks \(HTTP 500\) and gets no traffic$/);
     assert.equal(firing.sender, 'alerts-evict');
     const request = receiver.requests.find((r) => r.json === firing)!;
-    assert.equal(request.url, '/ops');
+    assert.equal(request.path, '/ops');
     assert.equal(request.headers['x-maxine-signature'], undefined, 'a webhook without a secret is not signed');
     assert.match(request.headers['x-maxine-timestamp'] as string, /^\d+$/);
 
@@ -557,8 +507,8 @@ describe('routing by severity, service and rule', () => {
     assert.deepEqual(seen(everything), expected);
     assert.deepEqual(seen(critical), ['firing:service_instances_low:orders-api']);
     assert.deepEqual(seen(evictions), ['firing:instance_evicted:billing-worker', 'firing:instance_evicted:orders-web']);
-    assert.ok(critical.requests.every((r) => r.url === '/critical'));
-    assert.ok(evictions.requests.every((r) => r.url === '/evictions'));
+    assert.ok(critical.requests.every((r) => r.path === '/critical'));
+    assert.ok(evictions.requests.every((r) => r.path === '/evictions'));
 
     const { alerts, webhooks: listed } = await alertsOf(maxine);
     const routedTo = (rule: string, service: string | null) =>

@@ -2,7 +2,7 @@ import type { Catalog } from '../../core/catalog.ts';
 import type { EventType, RegistryEvent } from '../../core/events.ts';
 import type { Instance } from '../../core/instance.ts';
 import type { AccessPolicy } from '../../auth/access-policy.ts';
-import { isSecurityKvKey } from '../../auth/kv-collection.ts';
+import { isSecurityKvKey } from '../../auth/security-kv.ts';
 import type { Principal } from '../../auth/principal.ts';
 import { EventFrames } from './frames.ts';
 import { matches, type StreamFilter } from './filter.ts';

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { GraphQLError, specifiedRules, validate, type DocumentNode, type GraphQLSchema } from 'graphql';
 import { AuthenticationError } from '../../auth/authenticator.ts';
-import { isSecurityKvKey } from '../../auth/kv-collection.ts';
+import { isSecurityKvKey } from '../../auth/security-kv.ts';
 import { ANONYMOUS, type Principal } from '../../auth/principal.ts';
 import type { CatalogListener } from '../../core/catalog.ts';
 import { EVENT_TYPES, type EventType, type InstanceEvent, type LocalEvent } from '../../core/events.ts';

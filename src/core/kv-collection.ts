@@ -1,15 +1,4 @@
-import type { Catalog } from '../core/catalog.ts';
-
-/**
- * Everything security keeps in the store's KV lives under this prefix: users,
- * service tokens, signing keys and ACL rules. Nothing under it may leave a
- * replica through an event stream or a KV listing.
- */
-export const SECURITY_KV_PREFIX = 'security/';
-
-export function isSecurityKvKey(key: string): boolean {
-  return key.startsWith(SECURITY_KV_PREFIX);
-}
+import type { Catalog } from './catalog.ts';
 
 /**
  * The parsed records stored under one KV prefix, kept in step with the
@@ -53,6 +42,11 @@ export class KvCollection<T> {
 
   values(): IterableIterator<T> {
     return this.records.values();
+  }
+
+  /** The records' names: their keys without the prefix. */
+  names(): IterableIterator<string> {
+    return this.records.keys();
   }
 
   /** The KV key a record named `name` is stored under. */

@@ -644,7 +644,7 @@ export const CONFIG_SETTINGS = [
     env: ['MAXINE_EVENTS_MAX_CONNECTIONS_PER_PRINCIPAL'],
     kind: integer(1, 100_000),
     default: 100,
-    description: 'Event streams (WebSocket and SSE) one principal may hold open; anonymous callers count per address.',
+    description: 'Event streams (WebSocket, SSE and GraphQL subscription connections) one principal may hold open; anonymous callers count per address.',
   }),
   setting({
     key: 'eventsBufferBytes',

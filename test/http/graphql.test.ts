@@ -543,3 +543,54 @@ describe('GraphQL with MAXINE_REQUIRE_CLIENT_AUTH', () => {
     }
   });
 });
+
+describe('GraphQL subscription connections share the per-principal cap on event streams', () => {
+  let maxine: TestMaxine;
+  before(async () => {
+    maxine = await startTestMaxine({ eventsMaxConnectionsPerPrincipal: 2 });
+  });
+  after(() => maxine.stop());
+
+  const eventSocket = async (): Promise<WebSocket> => {
+    const socket = new WebSocket(`${maxine.url.replace(/^http/, 'ws')}/api/maxine/events/ws`, { headers: { authorization: `Bearer ${maxine.adminToken}` } });
+    await once(socket, 'open');
+    return socket;
+  };
+  const closeCode = async (socket: WebSocket): Promise<number> => {
+    const [code] = (await once(socket, 'close')) as [number];
+    return code;
+  };
+  /** Fails instead of hanging when a socket that should be refused stays open. */
+  const within = <T>(promise: Promise<T>, what: string): Promise<T> =>
+    Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} within 3 s`)), 3000).unref())]);
+
+  test('an event WebSocket and a GraphQL connection fill the cap; a third stream of either kind is refused, and a closed GraphQL connection frees its place', { timeout: 30_000 }, async () => {
+    const token = { token: maxine.adminToken };
+    const events = await eventSocket();
+    const first = await GraphQLSocket.connect(maxine, token);
+    await first.take((m) => m.type === 'connection_ack');
+
+    const second = await GraphQLSocket.connect(maxine, token);
+    assert.equal((await within(second.whenClosed(), 'a third stream for the admin refused')).code, 1008);
+    const refused = await eventSocket();
+    assert.equal(await within(closeCode(refused), 'an event socket over the cap refused (the GraphQL connection counts)'), 1008);
+
+    // Another principal has a cap of its own.
+    const anonymous = await GraphQLSocket.connect(maxine);
+    await anonymous.take((m) => m.type === 'connection_ack');
+
+    first.close();
+    await first.whenClosed();
+    // The place is given back when mercurius reports the disconnection.
+    let again: WebSocket | undefined;
+    for (let attempt = 0; attempt < 20 && again === undefined; attempt++) {
+      const candidate = await eventSocket();
+      const outcome = await Promise.race([closeCode(candidate), new Promise<'open'>((resolve) => setTimeout(() => resolve('open'), 200))]);
+      if (outcome === 'open') again = candidate;
+    }
+    assert.ok(again !== undefined, 'the closed GraphQL connection never gave its place back');
+    again.close();
+    events.close();
+    anonymous.close();
+  });
+});

@@ -76,15 +76,29 @@ export class EventHub {
 
   /** Adds a subscriber; null when `owner` already holds as many streams as it may. */
   open(sink: EventSink, owner: string): (() => void) | null {
+    const release = this.reserve(owner);
+    if (release === null) return null;
+    this.sinks.add(sink);
+    return () => {
+      this.sinks.delete(sink);
+      release();
+    };
+  }
+
+  /**
+   * Counts one stream against `owner`'s cap; null when it holds as many as
+   * it may. For streams that follow the catalog without a sink here (GraphQL
+   * subscription connections), so every kind of live stream shares one cap.
+   * The release is idempotent.
+   */
+  reserve(owner: string): (() => void) | null {
     const held = this.perPrincipal.get(owner) ?? 0;
     if (held >= this.limits.maxConnectionsPerPrincipal) return null;
     this.perPrincipal.set(owner, held + 1);
-    this.sinks.add(sink);
-    let closed = false;
+    let released = false;
     return () => {
-      if (closed) return;
-      closed = true;
-      this.sinks.delete(sink);
+      if (released) return;
+      released = true;
       const left = (this.perPrincipal.get(owner) ?? 1) - 1;
       if (left === 0) this.perPrincipal.delete(owner);
       else this.perPrincipal.set(owner, left);

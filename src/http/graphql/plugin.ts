@@ -8,7 +8,7 @@ import { limitsRule, noSubscriptionOverHttp } from './limits.ts';
 import { mutationResolvers } from './mutations.ts';
 import { queryResolvers } from './queries.ts';
 import { SCHEMA } from './schema.ts';
-import { connectionInit, subscriptionResolvers, validateSubscription } from './subscriptions.ts';
+import { subscriptionConnections, subscriptionResolvers, validateSubscription } from './subscriptions.ts';
 
 /** Pings on idle subscriptions, so proxies in between do not close them. */
 const KEEP_ALIVE_MS = 30_000;
@@ -51,7 +51,7 @@ export function graphqlRoutes(ctx: AppContext, logger: FastifyBaseLogger): Fasti
       validationRules: ({ variables }) => [limitsRule(variables), noSubscriptionOverHttp],
       graphql: { parseOptions: { maxTokens: MAX_TOKENS } },
       subscription: {
-        onConnect: connectionInit(ctx, gate, logger),
+        ...subscriptionConnections(ctx, gate, logger),
         keepAlive: KEEP_ALIVE_MS,
       },
     });

@@ -7,6 +7,7 @@ import type { CatalogListener } from '../../core/catalog.ts';
 import { EVENT_TYPES, type EventType, type InstanceEvent, type LocalEvent } from '../../core/events.ts';
 import { checkServiceName } from '../../core/validation.ts';
 import type { AppContext } from '../context.ts';
+import { streamOwner } from '../events/websocket.ts';
 import { CodedError, validationError } from './errors.ts';
 import type { Gate, GraphQLContext } from './gate.ts';
 import { limitsRule } from './limits.ts';
@@ -19,6 +20,8 @@ const MAX_SUBSCRIPTIONS_PER_CONNECTION = 32;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** graphql-transport-ws: the server refuses a connection_init with 4403 Forbidden. */
 const FORBIDDEN_CLOSE = 4403;
+/** Closed as the event WebSockets are when their principal holds too many streams (policy violation). */
+const TOO_MANY_CLOSE = 1008;
 
 const expiredCredentials = () => new CodedError('The credentials have expired; connect again with fresh ones.', 'UNAUTHORIZED', 401);
 
@@ -27,6 +30,8 @@ const SERVICE_EVENT_TYPES = EVENT_TYPES.filter((type): type is InstanceEvent['ty
 /** State shared by the subscriptions of one WebSocket. */
 interface Connection {
   subscriptions: number;
+  /** Gives back the connection's place under its principal's cap on event streams. */
+  release?: () => void;
 }
 
 type SubscriptionContext = GraphQLContext & {
@@ -245,46 +250,65 @@ function credentialIn(payload: unknown): string | null | undefined {
 }
 
 /**
- * mercurius' onConnect: the connection's principal comes from the
- * connection_init payload ({authorization: "Bearer ..."} or {token}),
+ * mercurius' onConnect and onDisconnect. A connection's principal comes from
+ * the connection_init payload ({authorization: "Bearer ..."} or {token}),
  * else from the upgrade request (its Authorization header, verified at the
  * door, or anonymous). Credentials that do not verify refuse the connection,
- * audited like a refusal at the door.
+ * audited like a refusal at the door. Each connection counts against its
+ * principal's cap on event streams (MAXINE_EVENTS_MAX_CONNECTIONS_PER_PRINCIPAL)
+ * until it closes.
  */
-export function connectionInit(ctx: AppContext, gate: Gate, logger: FastifyBaseLogger) {
+export function subscriptionConnections(ctx: AppContext, gate: Gate, logger: FastifyBaseLogger) {
   // By upgrade request, one per socket: mercurius also calls onConnect for a connectionInit extension of each subscribe.
   const connections = new WeakMap<FastifyRequest, Connection>();
-  return async function onConnect(
-    this: MercuriusConnection | undefined,
-    message: { payload?: unknown },
-  ): Promise<false | { principal: Principal; connection: Connection; credential: string | undefined }> {
-    const request = this?.context?.request;
-    if (request === undefined) {
-      logger.error('GraphQL subscriptions: mercurius no longer exposes the upgrade request to onConnect; refusing connections');
-      return false;
-    }
-    const credential = credentialIn(message.payload);
-    // mercurius copies the init payload into the upgrade request's headers for every subscription: credentials belong nowhere else.
-    message.payload = undefined;
-    let connection = connections.get(request);
-    if (connection === undefined) {
-      connection = { subscriptions: 0 };
-      connections.set(request, connection);
-    }
+
+  async function principalOf(request: FastifyRequest, credential: string | null | undefined): Promise<{ principal: Principal; credential: string | undefined }> {
     if (credential === undefined) {
       const { principal } = request;
       const fromHeader = principal.kind === 'anonymous' || principal.kind === 'cert' ? undefined : request.headers.authorization;
-      return { principal, connection, credential: fromHeader };
+      return { principal, credential: fromHeader };
     }
-    try {
-      if (credential === null) throw new AuthenticationError('Send credentials as {"authorization": "Bearer <token>"} or {"token": "<token>"}.');
-      return { principal: await ctx.security.authenticator.authenticate(credential, null), connection, credential };
-    } catch (error) {
-      if (error instanceof AuthenticationError) gate.record({ principal: ANONYMOUS, request }, 'per-item', null, 'denied', 401, error.message);
-      else logger.error({ err: error }, 'verifying GraphQL connection credentials failed');
-      this?.socket?.close(FORBIDDEN_CLOSE, 'Forbidden');
-      return false;
-    }
+    if (credential === null) throw new AuthenticationError('Send credentials as {"authorization": "Bearer <token>"} or {"token": "<token>"}.');
+    return { principal: await ctx.security.authenticator.authenticate(credential, null), credential };
+  }
+
+  return {
+    async onConnect(
+      this: MercuriusConnection | undefined,
+      message: { payload?: unknown },
+    ): Promise<false | { principal: Principal; connection: Connection; credential: string | undefined }> {
+      const request = this?.context?.request;
+      if (request === undefined) {
+        logger.error('GraphQL subscriptions: mercurius no longer exposes the upgrade request to onConnect; refusing connections');
+        return false;
+      }
+      const given = credentialIn(message.payload);
+      // mercurius copies the init payload into the upgrade request's headers for every subscription: credentials belong nowhere else.
+      message.payload = undefined;
+      let identified: { principal: Principal; credential: string | undefined };
+      try {
+        identified = await principalOf(request, given);
+      } catch (error) {
+        if (error instanceof AuthenticationError) gate.record({ principal: ANONYMOUS, request }, 'per-item', null, 'denied', 401, error.message);
+        else logger.error({ err: error }, 'verifying GraphQL connection credentials failed');
+        this?.socket?.close(FORBIDDEN_CLOSE, 'Forbidden');
+        return false;
+      }
+      let connection = connections.get(request);
+      if (connection === undefined) {
+        const release = ctx.events.reserve(streamOwner(identified.principal, request, ctx));
+        if (release === null) {
+          this?.socket?.close(TOO_MANY_CLOSE, 'too many event streams for this principal');
+          return false;
+        }
+        connection = { subscriptions: 0, release };
+        connections.set(request, connection);
+      }
+      return { ...identified, connection };
+    },
+    onDisconnect(context: { readonly request?: FastifyRequest }): void {
+      if (context.request !== undefined) connections.get(context.request)?.release?.();
+    },
   };
 }
 

@@ -325,6 +325,33 @@ describe('identities', { concurrency: true }, () => {
         await maxine.stop();
       }
     });
+
+    test('failed refreshes spend the address attempts and are audited; a good refresh does not count', async () => {
+      const maxine = await startTestMaxine({ jwtSecret: SECRET, signinAttemptsPerAddress: 4 });
+      try {
+        // startTestMaxine's own sign-in was the 1st attempt from 127.0.0.1, this one the 2nd.
+        const good = await session(maxine, TEST_ADMIN.userName, TEST_ADMIN.password);
+        for (let i = 0; i < 3; i++) assert.equal((await refresh(maxine, good.refreshToken)).status, 200, `good refresh ${i + 1}`);
+        assertUnauthorized(await refresh(maxine, 'not-a-token'), 'a forged refresh token'); // 3rd
+        assertUnauthorized(await refresh(maxine, good.accessToken), 'an access token'); // 4th
+        const limited = await refresh(maxine, good.refreshToken);
+        assert.equal(limited.status, 429, limited.text);
+        assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+        assert.equal((await signIn(maxine, TEST_ADMIN.userName, TEST_ADMIN.password)).status, 429, 'sign-ins share the address limit');
+        const audited = (await maxine.call('GET', '/api/actuator/audit')).json.events as any[];
+        const refreshes = audited.filter((e) => e.action === 'refresh');
+        assert.deepEqual(
+          refreshes.map((e) => [e.result, e.status, e.actor.kind, e.actor.id]),
+          [
+            ['denied', 429, 'anonymous', null],
+            ['failed', 401, 'anonymous', null],
+            ['failed', 401, 'anonymous', null],
+          ],
+        );
+      } finally {
+        await maxine.stop();
+      }
+    });
   });
 
   describe('signing keys', () => {

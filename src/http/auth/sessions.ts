@@ -37,12 +37,22 @@ export function sessionRoutes(ctx: AppContext): FastifyPluginAsync {
     return { accessToken: issued.accessToken, role: user.role, refreshToken: issued.refreshToken, tokenType: 'Bearer' as const, expiresIn: issued.expiresIn };
   };
 
-  const note = (request: FastifyRequest, action: string, userName: string, result: AuditResult, status: number, reason: string | null) =>
-    audit.record(auditEvent(request, clientAddress, { actor: { kind: 'user', id: userName, role: null }, action, service: null, result, status, reason }));
+  /** Audits a sign-in or refresh; the actor is the user name given, or anonymous for a refresh (its token named nobody we could trust). */
+  const note = (request: FastifyRequest, action: string, userName: string | null, result: AuditResult, status: number, reason: string | null) =>
+    audit.record(
+      auditEvent(request, clientAddress, {
+        actor: userName === null ? { kind: 'anonymous', id: null, role: null } : { kind: 'user', id: userName, role: null },
+        action,
+        service: null,
+        result,
+        status,
+        reason,
+      }),
+    );
 
-  /** 429 with Retry-After while the user name or the address has used its attempts. */
-  const throttle = (request: FastifyRequest, reply: FastifyReply, action: string, userName: string, address: string): void => {
-    const waitMs = Math.max(security.signinPerUser.retryAfterMs(userName), security.signinPerAddress.retryAfterMs(address));
+  /** 429 with Retry-After while the user name (when there is one) or the address has used its attempts. */
+  const throttle = (request: FastifyRequest, reply: FastifyReply, action: string, userName: string | null, address: string): void => {
+    const waitMs = Math.max(userName === null ? 0 : security.signinPerUser.retryAfterMs(userName), security.signinPerAddress.retryAfterMs(address));
     if (waitMs <= 0) return;
     const seconds = Math.ceil(waitMs / 1000);
     reply.header('retry-after', String(seconds));
@@ -89,17 +99,24 @@ export function sessionRoutes(ctx: AppContext): FastifyPluginAsync {
         schema: {
           tags: ['maxine'],
           summary: 'Trade a refresh token for a new session',
+          description: 'Failed refreshes count against the sign-in attempts of the client address (429 beyond them) and are audited.',
           body: RefreshBody,
           response: { 200: Session, ...errors },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const { refreshToken } = request.body as Static<typeof RefreshBody>;
+        const address = clientAddress(request.raw);
+        throttle(request, reply, 'refresh', null, address);
         try {
           return await session(await security.authenticator.refresh(refreshToken));
         } catch (error) {
-          if (error instanceof AuthenticationError) throw new ApiError(401, 'UNAUTHORIZED', error.message);
-          throw error;
+          if (!(error instanceof AuthenticationError)) throw error;
+          // Failed refreshes spend the address's sign-in attempts: token guessing is a sign-in by other means.
+          security.signinPerAddress.record(address);
+          metrics.credentialsRefused();
+          note(request, 'refresh', null, 'failed', 401, error.message);
+          throw new ApiError(401, 'UNAUTHORIZED', error.message);
         }
       },
     );

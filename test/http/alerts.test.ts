@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/index.ts';
@@ -255,6 +258,65 @@ describe('service_instances_low: fires after alertForMs, resolves, and is signed
 });
 
 // --- 2 and 6. instance_evicted, and the route ----------------------------------------------
+
+describe('a restart neither repeats a firing nor loses a resolution', () => {
+  let receiver: Receiver;
+  let dataDir: string;
+  let maxine: TestMaxine | undefined;
+  before(async () => {
+    receiver = await startReceiver();
+    dataDir = mkdtempSync(join(tmpdir(), 'maxine-alerts-restart-'));
+  });
+  after(async () => {
+    await maxine?.stop();
+    await receiver?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const start = (thresholds: string) =>
+    startTestMaxine(
+      {
+        ...FAST,
+        instanceId: 'alerts-restart',
+        alertErrorRatePercent: 0,
+        alertMinInstances: 0,
+        alertMinInstancesByService: thresholds,
+        alertWebhooks: webhooks({ name: 'pager', url: `${receiver.url}/hook` }),
+      },
+      dataDir,
+    );
+
+  test('the record of a notified firing survives a restart of the local store; a threshold removed meanwhile resolves at once', async () => {
+    maxine = await start('orders=1,billing=1');
+    for (const service of ['orders', 'billing']) {
+      await waitFor(() => bodies(receiver, about('service_instances_low', service, 'firing'))[0], `the ${service} alert`);
+      // The record is written once every delivery has ended.
+      await waitFor(async () => (await alertAbout(maxine!, 'service_instances_low', service))?.notifications[0]?.deliveries[0]?.state === 'delivered', `${service}'s delivery`);
+    }
+    await sleep(3 * FAST.alertEvaluationIntervalMs);
+    await maxine.stop();
+    maxine = undefined;
+
+    // billing no longer has a threshold: its condition is gone, its record is not.
+    maxine = await start('orders=1');
+    const resolved = await waitFor(() => bodies(receiver, about('service_instances_low', 'billing', 'resolved'))[0], 'the billing resolution');
+    assert.equal(resolved.sender, 'alerts-restart');
+    // orders still holds: it fires again at once on the restarted replica, without a second notification.
+    const orders = await waitFor(async () => {
+      const listed = await alertAbout(maxine!, 'service_instances_low', 'orders');
+      return listed?.state === 'firing' ? listed : undefined;
+    }, 'orders firing after the restart');
+    assert.ok(Date.parse(orders.firedAt) - Date.parse(orders.pendingSince) < FAST.alertForMs, 'a recorded alert does not wait alertForMs again');
+    await sleep(FAST.alertForMs + 5 * FAST.alertEvaluationIntervalMs);
+    assert.equal(bodies(receiver, about('service_instances_low', 'orders', 'firing')).length, 1, 'no second firing after the restart');
+    assert.equal(bodies(receiver, about('service_instances_low', 'billing')).length, 2, 'billing: one firing, one resolution');
+
+    assert.equal((await register(maxine, 'orders', 'o-1')).status, 200);
+    await waitFor(() => bodies(receiver, about('service_instances_low', 'orders', 'resolved'))[0], 'the orders resolution');
+    await sleep(5 * FAST.alertEvaluationIntervalMs);
+    assert.equal(bodies(receiver, about('service_instances_low', 'orders', 'resolved')).length, 1);
+  });
+});
 
 describe('instance_evicted and /api/actuator/alerts', () => {
   let maxine: TestMaxine;

@@ -2,8 +2,9 @@ import { decodeJwt } from 'jose';
 import type { OidcVerifier } from './oidc.ts';
 import { ANONYMOUS, certificatePrincipal, type Principal } from './principal.ts';
 import { ServiceTokens, ServiceTokenError, TOKEN_PREFIX } from './service-tokens.ts';
-import { MAXINE_ISSUER, SessionError, type Sessions } from './sessions.ts';
-import type { Users } from './users.ts';
+import { RefreshFamilyError, type RefreshFamilies } from './refresh-families.ts';
+import { MAXINE_ISSUER, SessionError, type IssuedSession, type Sessions, type VerifiedRefresh } from './sessions.ts';
+import type { UserRecord, Users } from './users.ts';
 
 /** Credentials were presented and are not acceptable: a 401, whatever the route. */
 export class AuthenticationError extends Error {}
@@ -19,6 +20,7 @@ export interface AuthenticatorParts {
   readonly sessions: Sessions;
   readonly users: Users;
   readonly serviceTokens: ServiceTokens;
+  readonly families: RefreshFamilies;
   /** Present when an external OIDC issuer is configured. */
   readonly oidc: OidcVerifier | null;
 }
@@ -53,12 +55,24 @@ export class Authenticator {
     throw new UnrecognizedCredentialError('The bearer token comes from an issuer Maxine does not trust.');
   }
 
-  /** The user a valid refresh token belongs to (for issuing a new session). */
-  async refresh(token: string): Promise<NonNullable<ReturnType<Users['get']>>> {
-    const session = await this.parts.sessions.verify(token, 'refresh').catch((error: unknown) => {
+  /** Spends a refresh token for the next tokens of its session; a spent one revokes the session. */
+  async refresh(token: string): Promise<{ user: UserRecord; session: IssuedSession }> {
+    const { refresh, user } = await this.refreshToken(token);
+    return { user, session: await this.parts.families.rotate(refresh, user).catch(refused) };
+  }
+
+  /** Ends the session a refresh token belongs to; resolves to the session's user. */
+  async signOut(token: string): Promise<UserRecord> {
+    const { refresh, user } = await this.refreshToken(token);
+    await this.parts.families.end(refresh).catch(refused);
+    return user;
+  }
+
+  private async refreshToken(token: string): Promise<{ refresh: VerifiedRefresh; user: UserRecord }> {
+    const refresh = await this.parts.sessions.verifyRefresh(token).catch((error: unknown) => {
       throw new AuthenticationError(error instanceof SessionError ? error.message : 'The refresh token is not valid.');
     });
-    return this.currentUser(session.userName, session.uid, session.version);
+    return { refresh, user: this.currentUser(refresh.userName, refresh.uid, refresh.version) };
   }
 
   private serviceToken(token: string): Principal {
@@ -70,7 +84,7 @@ export class Authenticator {
   }
 
   private async session(token: string): Promise<Principal> {
-    const session = await this.parts.sessions.verify(token, 'access').catch((error: unknown) => {
+    const session = await this.parts.sessions.verifyAccess(token).catch((error: unknown) => {
       throw new AuthenticationError(error instanceof SessionError ? error.message : 'The token is not valid.');
     });
     const user = this.currentUser(session.userName, session.uid, session.version);
@@ -78,7 +92,7 @@ export class Authenticator {
   }
 
   /** Tokens of deleted users, and tokens issued before a password or role change, stop here. */
-  private currentUser(userName: string, uid: string, version: number) {
+  private currentUser(userName: string, uid: string, version: number): UserRecord {
     const user = this.parts.users.get(userName);
     if (user === undefined) throw new AuthenticationError('The token belongs to a user who no longer exists.');
     if (user.uid !== uid) throw new AuthenticationError('The token belongs to a user who no longer exists.');
@@ -94,4 +108,9 @@ export class Authenticator {
       throw new AuthenticationError(`The OIDC token is not valid: ${(error as { reason?: string }).reason ?? 'verification failed'}.`);
     }
   }
+}
+
+/** A session that ended or was revoked is a refused credential; anything else (the store, a lagging replica) passes through. */
+function refused(error: unknown): never {
+  throw error instanceof RefreshFamilyError ? new AuthenticationError(error.message) : error;
 }

@@ -1,7 +1,8 @@
 /**
  * Everything security keeps in the store's KV lives under this prefix: users,
- * service tokens, signing keys and ACL rules. Nothing under it may leave a
- * replica through an event stream or a KV listing.
+ * service tokens, signing keys, ACL rules and the sessions' refresh families.
+ * Nothing under it may leave a replica through an event stream or a KV
+ * listing.
  */
 export const SECURITY_KV_PREFIX = 'security/';
 

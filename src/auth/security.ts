@@ -7,6 +7,7 @@ import { bootstrapUsers, type ConfiguredUser } from './bootstrap.ts';
 import { KvCollection } from '../core/kv-collection.ts';
 import { SECURITY_KV_PREFIX } from './security-kv.ts';
 import type { OidcVerifier } from './oidc.ts';
+import { RefreshFamilies } from './refresh-families.ts';
 import { ServiceTokens } from './service-tokens.ts';
 import { Sessions, type SessionSettings } from './sessions.ts';
 import { configuredKeyRing, GeneratedKeys, type KeyRing, type KeySettings } from './signing-keys.ts';
@@ -16,7 +17,7 @@ export interface SecurityOptions {
   readonly catalog: Catalog;
   /** Writes to the store's KV (registry.putKv): resolves once this replica's catalog has the change. */
   readonly write: KvWriter;
-  /** Whether this replica leads now: only the leader creates the first users. */
+  /** Whether this replica leads now: only the leader creates the first users and deletes expired sessions. */
   readonly isLeader: () => boolean;
   readonly keys: KeySettings;
   readonly sessions: SessionSettings;
@@ -41,6 +42,7 @@ export class Security {
   readonly users: Users;
   readonly serviceTokens: ServiceTokens;
   readonly sessions: Sessions;
+  readonly families: RefreshFamilies;
   readonly authenticator: Authenticator;
   readonly signinPerUser: AttemptLimiter;
   readonly signinPerAddress: AttemptLimiter;
@@ -59,7 +61,21 @@ export class Security {
     this.users = new Users(options.catalog, options.write, clock, options.onWarning);
     this.serviceTokens = new ServiceTokens(options.catalog, options.write, clock, options.onWarning);
     this.sessions = new Sessions(keys, options.sessions);
-    this.authenticator = new Authenticator({ sessions: this.sessions, users: this.users, serviceTokens: this.serviceTokens, oidc: options.oidc });
+    this.families = new RefreshFamilies({
+      catalog: options.catalog,
+      write: options.write,
+      sessions: this.sessions,
+      isLeader: options.isLeader,
+      clock,
+      onWarning: options.onWarning,
+    });
+    this.authenticator = new Authenticator({
+      sessions: this.sessions,
+      users: this.users,
+      serviceTokens: this.serviceTokens,
+      families: this.families,
+      oidc: options.oidc,
+    });
     this.signinPerUser = new AttemptLimiter(options.signinAttemptsPerUser, SIGNIN_WINDOW_MS, clock);
     this.signinPerAddress = new AttemptLimiter(options.signinAttemptsPerAddress, SIGNIN_WINDOW_MS, clock);
     this.aclRules = new KvCollection(
@@ -109,6 +125,7 @@ export class Security {
     clearTimeout(this.bootstrapTimer);
     this.users.close();
     this.serviceTokens.close();
+    this.families.close();
     this.aclRules.close();
     this.generated?.close();
   }

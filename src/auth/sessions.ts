@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { errors, jwtVerify, SignJWT, type JWTHeaderParameters } from 'jose';
+import { errors, jwtVerify, SignJWT, type JWTHeaderParameters, type JWTPayload } from 'jose';
+import { FAMILY_ID } from './refresh-families.ts';
 import type { KeyRing } from './signing-keys.ts';
 import type { UserRecord } from './users.ts';
 
@@ -15,11 +16,22 @@ export interface SessionSettings {
   readonly refreshTtlSec: number;
 }
 
-export interface IssuedSession {
+export interface IssuedAccess {
   readonly accessToken: string;
-  readonly refreshToken: string;
   /** Seconds until the access token expires. */
   readonly expiresIn: number;
+}
+
+export interface IssuedSession extends IssuedAccess {
+  readonly refreshToken: string;
+  /** Epoch ms (whole seconds) when the refresh token expires: its family's record keeps it. */
+  readonly refreshExpiresAt: number;
+}
+
+/** The refresh family a refresh token belongs to, and which of the family's tokens it is. */
+export interface RefreshClaims {
+  readonly family: string;
+  readonly jti: string;
 }
 
 export interface VerifiedSession {
@@ -31,6 +43,8 @@ export interface VerifiedSession {
   /** Epoch ms. */
   readonly expiresAt: number;
 }
+
+export interface VerifiedRefresh extends VerifiedSession, RefreshClaims {}
 
 /** Why a session token is refused; the message is safe to show and to log. */
 export class SessionError extends Error {}
@@ -45,17 +59,39 @@ export class Sessions {
     private readonly settings: SessionSettings,
   ) {}
 
-  async issue(user: UserRecord): Promise<IssuedSession> {
-    const [accessToken, refreshToken] = await Promise.all([
-      this.sign(user, 'access', this.settings.accessTtlSec),
-      this.sign(user, 'refresh', this.settings.refreshTtlSec),
+  /** An access token, and a refresh token that is the token `refresh.jti` of the family `refresh.family`. */
+  async issue(user: UserRecord, refresh: RefreshClaims): Promise<IssuedSession> {
+    // Whole seconds, as in the token: the family's record keeps this very expiry, so a replica can tell a newer token from its record.
+    const refreshExp = Math.floor(Date.now() / 1000) + this.settings.refreshTtlSec;
+    const [access, refreshToken] = await Promise.all([
+      this.access(user),
+      this.sign(user, { typ: 'refresh', fam: refresh.family }, refresh.jti, refreshExp),
     ]);
-    return { accessToken, refreshToken, expiresIn: this.settings.accessTtlSec };
+    return { ...access, refreshToken, refreshExpiresAt: refreshExp * 1000 };
   }
 
-  async verify(token: string, type: TokenType): Promise<VerifiedSession> {
+  /** An access token alone, for a credential renewed in place (a WebSocket's refresh_token). */
+  async access(user: UserRecord): Promise<IssuedAccess> {
+    const ttl = this.settings.accessTtlSec;
+    const accessToken = await this.sign(user, { typ: 'access' }, randomUUID(), Math.floor(Date.now() / 1000) + ttl);
+    return { accessToken, expiresIn: ttl };
+  }
+
+  async verifyAccess(token: string): Promise<VerifiedSession> {
+    const { session } = await this.claims(token, 'access');
+    return session;
+  }
+
+  async verifyRefresh(token: string): Promise<VerifiedRefresh> {
+    const { session, payload } = await this.claims(token, 'refresh');
+    // Refresh tokens issued before families existed carry none: they end with a sign-in.
+    if (typeof payload.fam !== 'string' || !FAMILY_ID.test(payload.fam) || typeof payload.jti !== 'string') throw new SessionError('The session has ended; sign in again.');
+    return { ...session, family: payload.fam, jti: payload.jti };
+  }
+
+  private async claims(token: string, type: TokenType): Promise<{ session: VerifiedSession; payload: JWTPayload }> {
     const ring = this.keys();
-    let payload;
+    let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(
         token,
@@ -71,20 +107,20 @@ export class Sessions {
     }
     if (payload.typ !== type) throw new SessionError(`This is not ${type === 'access' ? 'an access' : 'a refresh'} token.`);
     if (!Number.isSafeInteger(payload.ver) || typeof payload.uid !== 'string') throw new SessionError('The token carries no credential version.');
-    return { userName: payload.sub!, uid: payload.uid, version: payload.ver as number, expiresAt: payload.exp! * 1000 };
+    return { session: { userName: payload.sub!, uid: payload.uid, version: payload.ver as number, expiresAt: payload.exp! * 1000 }, payload };
   }
 
-  private sign(user: UserRecord, type: TokenType, ttlSec: number): Promise<string> {
+  private sign(user: UserRecord, claims: { typ: TokenType; fam?: string }, jti: string, exp: number): Promise<string> {
     const { signer } = this.keys();
     // The role is informative only: every request reads the user's current role.
-    return new SignJWT({ role: user.role, uid: user.uid, ver: user.version, typ: type })
+    return new SignJWT({ role: user.role, uid: user.uid, ver: user.version, ...claims })
       .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'JWT' })
       .setIssuer(MAXINE_ISSUER)
       .setAudience(MAXINE_ISSUER)
       .setSubject(user.userName)
-      .setJti(randomUUID())
+      .setJti(jti)
       .setIssuedAt()
-      .setExpirationTime(`${ttlSec}s`)
+      .setExpirationTime(exp)
       .sign(signer.signingKey);
   }
 }

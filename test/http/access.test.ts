@@ -161,13 +161,13 @@ describe('every route × every caller × path spellings', () => {
 
       after(() => maxine.stop());
 
-      test('the route table is complete and only sign-in and refresh change anything without credentials', () => {
+      test('the route table is complete and only sign-in, refresh and sign-out change anything without credentials', () => {
         assert.ok(maxine.routes.length >= 50, `only ${maxine.routes.length} routes`);
         const openWrites = maxine.routes
           .filter((r) => r.permission === 'public' && !['GET', 'HEAD', 'OPTIONS'].includes(r.method))
           .map((r) => `${r.method} ${r.url}`)
           .sort();
-        assert.deepEqual(openWrites, ['POST /api/maxine/refresh', 'POST /api/maxine/signin']);
+        assert.deepEqual(openWrites, ['POST /api/maxine/refresh', 'POST /api/maxine/signin', 'POST /api/maxine/signout']);
         assert.ok(!maxine.routes.some((r) => /shutdown|exit|kill/i.test(r.url)));
       });
 

@@ -10,9 +10,10 @@ import { spawnMaxine, type MaxineProcess } from '../helpers/process.ts';
 
 /**
  * Identities end to end on real servers: bootstrap of the first users,
- * sessions (sign-in, refresh, change of password or role), sign-in limits,
- * signing-key rotation and asymmetric keys, service tokens, ACL rules, the
- * audit trail, and that no credential ever shows up in logs or the audit.
+ * sessions (sign-in, refresh with rotation and reuse detection, sign-out,
+ * change of password or role), sign-in limits, signing-key rotation and
+ * asymmetric keys, service tokens, ACL rules, the audit trail, and that no
+ * credential ever shows up in logs or the audit.
  */
 
 const SECRET = 'identity-test-secret-that-is-long-enough-0123456789';
@@ -210,6 +211,59 @@ describe('identities', { concurrency: true }, () => {
       assertUnauthorized(await maxine.call('GET', '/api/maxine/users', undefined, bearer(first.refreshToken)), 'refresh token on an admin route');
     });
 
+    test('a refresh spends its token: presenting it again revokes the session, newest refresh token included', async () => {
+      await createUser(maxine, 'rex', 'viewer');
+      const first = await session(maxine, 'rex');
+      const second = await refresh(maxine, first.refreshToken);
+      assert.equal(second.status, 200, second.text);
+      assert.notEqual(second.json.refreshToken, first.refreshToken, 'a new refresh token');
+      const third = await refresh(maxine, second.json.refreshToken);
+      assert.equal(third.status, 200, third.text);
+
+      const reused = await refresh(maxine, first.refreshToken);
+      assertUnauthorized(reused, 'a spent refresh token');
+      assert.equal(reused.json.message, 'This refresh token was already used; the session is revoked. Sign in again.');
+      const newest = await refresh(maxine, third.json.refreshToken);
+      assertUnauthorized(newest, 'the newest refresh token after the reuse');
+      assert.equal(newest.json.message, 'The session has ended; sign in again.');
+      // Access tokens are stateless: they are not read against the session and live until they expire.
+      assert.equal((await whoami(maxine, third.json.accessToken)).status, 200);
+      assert.equal((await refresh(maxine, (await session(maxine, 'rex')).refreshToken)).status, 200, 'a new sign-in is a new session');
+    });
+
+    test('two refreshes of the same token at once: one succeeds and the session is revoked', async () => {
+      await createUser(maxine, 'cat', 'viewer');
+      const s = await session(maxine, 'cat');
+      const answers = await Promise.all([refresh(maxine, s.refreshToken), refresh(maxine, s.refreshToken)]);
+      assert.deepEqual(answers.map((a) => a.status).sort(), [200, 401], answers.map((a) => a.text).join(' / '));
+      const won = answers.find((a) => a.status === 200)!;
+      assert.match(answers.find((a) => a.status === 401)!.json.message, /already used; the session is revoked/);
+      assertUnauthorized(await refresh(maxine, won.json.refreshToken), "the winner's refresh token after the revocation");
+    });
+
+    test('sign-out ends that session only; its refresh token is then refused, and the sign-out is audited', async () => {
+      await createUser(maxine, 'otis', 'viewer');
+      const leaving = await session(maxine, 'otis');
+      const staying = await session(maxine, 'otis');
+      const signout = (refreshToken: string) => maxine.call('POST', '/api/maxine/signout', { refreshToken }, { ...NO_CREDENTIALS, 'x-request-id': 'signout-otis' });
+
+      assertUnauthorized(await signout(leaving.accessToken), 'an access token is not a refresh token');
+      const out = await signout(leaving.refreshToken);
+      assert.equal(out.status, 200, out.text);
+      assert.deepEqual(out.json, { message: 'signed out' });
+      assertUnauthorized(await refresh(maxine, leaving.refreshToken), 'refresh token of the ended session');
+      assertUnauthorized(await signout(leaving.refreshToken), 'signing out twice');
+      const renewed = await refresh(maxine, staying.refreshToken);
+      assert.equal(renewed.status, 200, `the other session of the same user lives on: ${renewed.text}`);
+      assert.equal((await whoami(maxine, renewed.json.accessToken)).status, 200);
+
+      const audited = (await maxine.call('GET', '/api/actuator/audit?actor=otis')).json.events as any[];
+      assert.deepEqual(
+        audited.filter((e) => e.action === 'signout').map((e) => [e.result, e.status, e.actor.kind, e.route]),
+        [['succeeded', 200, 'user', '/api/maxine/signout']],
+      );
+    });
+
     test('changing the password needs the current one and ends every older session', async () => {
       await createUser(maxine, 'cora', 'viewer', 'cora-password-1');
       const old = await session(maxine, 'cora', 'cora-password-1');
@@ -326,26 +380,35 @@ describe('identities', { concurrency: true }, () => {
       }
     });
 
-    test('failed refreshes spend the address attempts and are audited; a good refresh does not count', async () => {
-      const maxine = await startTestMaxine({ jwtSecret: SECRET, signinAttemptsPerAddress: 4 });
+    test('failed refreshes and sign-outs spend the address attempts and are audited; a good refresh does not count', async () => {
+      const maxine = await startTestMaxine({ jwtSecret: SECRET, signinAttemptsPerAddress: 5 });
       try {
         // startTestMaxine's own sign-in was the 1st attempt from 127.0.0.1, this one the 2nd.
         const good = await session(maxine, TEST_ADMIN.userName, TEST_ADMIN.password);
-        for (let i = 0; i < 3; i++) assert.equal((await refresh(maxine, good.refreshToken)).status, 200, `good refresh ${i + 1}`);
+        // Each refresh spends its token, so each uses the one the previous answered.
+        let refreshToken = good.refreshToken;
+        for (let i = 0; i < 3; i++) {
+          const renewed = await refresh(maxine, refreshToken);
+          assert.equal(renewed.status, 200, `good refresh ${i + 1}: ${renewed.text}`);
+          refreshToken = renewed.json.refreshToken;
+        }
         assertUnauthorized(await refresh(maxine, 'not-a-token'), 'a forged refresh token'); // 3rd
         assertUnauthorized(await refresh(maxine, good.accessToken), 'an access token'); // 4th
-        const limited = await refresh(maxine, good.refreshToken);
+        assertUnauthorized(await maxine.call('POST', '/api/maxine/signout', { refreshToken: 'not-a-token' }, NO_CREDENTIALS), 'a forged sign-out'); // 5th
+        const limited = await refresh(maxine, refreshToken);
         assert.equal(limited.status, 429, limited.text);
         assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+        assert.equal((await maxine.call('POST', '/api/maxine/signout', { refreshToken }, NO_CREDENTIALS)).status, 429, 'sign-outs share the address limit');
         assert.equal((await signIn(maxine, TEST_ADMIN.userName, TEST_ADMIN.password)).status, 429, 'sign-ins share the address limit');
         const audited = (await maxine.call('GET', '/api/actuator/audit')).json.events as any[];
-        const refreshes = audited.filter((e) => e.action === 'refresh');
         assert.deepEqual(
-          refreshes.map((e) => [e.result, e.status, e.actor.kind, e.actor.id]),
+          audited.filter((e) => e.action === 'refresh' || e.action === 'signout').map((e) => [e.action, e.result, e.status, e.actor.kind, e.actor.id]),
           [
-            ['denied', 429, 'anonymous', null],
-            ['failed', 401, 'anonymous', null],
-            ['failed', 401, 'anonymous', null],
+            ['signout', 'denied', 429, 'anonymous', null],
+            ['refresh', 'denied', 429, 'anonymous', null],
+            ['signout', 'failed', 401, 'anonymous', null],
+            ['refresh', 'failed', 401, 'anonymous', null],
+            ['refresh', 'failed', 401, 'anonymous', null],
           ],
         );
       } finally {

@@ -2,6 +2,8 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../../auth/passwords.ts';
 import { AuthenticationError } from '../../auth/authenticator.ts';
+import { RefreshFamilyLagError } from '../../auth/refresh-families.ts';
+import type { IssuedSession } from '../../auth/sessions.ts';
 import type { UserRecord } from '../../auth/users.ts';
 import type { AuditResult } from '../../observe/audit.ts';
 import { auditEvent } from '../access.ts';
@@ -28,16 +30,24 @@ const Session = Type.Object({
 
 const errors = { 400: Type.Ref('Error'), 401: Type.Ref('Error'), 429: Type.Ref('Error'), 503: Type.Ref('Error') };
 
-/** Sign-in (the original's shape plus a refresh token), refresh, change-password, whoami and the JWKS. */
+/** Seconds a client waits before retrying a refresh this replica has not caught up with. */
+const LAG_RETRY_AFTER_SEC = 1;
+
+/** Sign-in (the original's shape plus a refresh token), refresh, sign-out, change-password, whoami and the JWKS. */
 export function sessionRoutes(ctx: AppContext): FastifyPluginAsync {
   const { security, audit, clientAddress, metrics } = ctx;
 
-  const session = async (user: UserRecord) => {
-    const issued = await security.sessions.issue(user);
-    return { accessToken: issued.accessToken, role: user.role, refreshToken: issued.refreshToken, tokenType: 'Bearer' as const, expiresIn: issued.expiresIn };
-  };
+  const answer = (user: UserRecord, issued: IssuedSession) => ({
+    accessToken: issued.accessToken,
+    role: user.role,
+    refreshToken: issued.refreshToken,
+    tokenType: 'Bearer' as const,
+    expiresIn: issued.expiresIn,
+  });
+  /** A new session: a new refresh family. */
+  const session = async (user: UserRecord) => answer(user, await security.families.start(user));
 
-  /** Audits a sign-in or refresh; the actor is the user name given, or anonymous for a refresh (its token named nobody we could trust). */
+  /** Audits a sign-in, refresh or sign-out; the actor is the user name given or signed out, or anonymous for a refused refresh token (it named nobody we could trust). */
   const note = (request: FastifyRequest, action: string, userName: string | null, result: AuditResult, status: number, reason: string | null) =>
     audit.record(
       auditEvent(request, clientAddress, {
@@ -92,6 +102,31 @@ export function sessionRoutes(ctx: AppContext): FastifyPluginAsync {
       },
     );
 
+    /**
+     * Refresh and sign-out take a refresh token as their credential. A refused
+     * one spends the address's sign-in attempts (token guessing is a sign-in
+     * by other means) and is audited. A replica that has not yet seen the
+     * session's latest refresh answers a conflict to retry: the token is good.
+     */
+    const withRefreshToken = async <T>(request: FastifyRequest, reply: FastifyReply, action: string, use: () => Promise<T>): Promise<T> => {
+      const address = clientAddress(request.raw);
+      throttle(request, reply, action, null, address);
+      try {
+        return await use();
+      } catch (error) {
+        if (error instanceof RefreshFamilyLagError) {
+          reply.header('retry-after', String(LAG_RETRY_AFTER_SEC));
+          note(request, action, null, 'failed', 409, error.message);
+          throw new ApiError(409, 'CONFLICT', error.message);
+        }
+        if (!(error instanceof AuthenticationError)) throw error;
+        security.signinPerAddress.record(address);
+        metrics.credentialsRefused();
+        note(request, action, null, 'failed', 401, error.message);
+        throw new ApiError(401, 'UNAUTHORIZED', error.message);
+      }
+    };
+
     app.post(
       '/refresh',
       {
@@ -99,25 +134,41 @@ export function sessionRoutes(ctx: AppContext): FastifyPluginAsync {
         schema: {
           tags: ['maxine'],
           summary: 'Trade a refresh token for a new session',
-          description: 'Failed refreshes count against the sign-in attempts of the client address (429 beyond them) and are audited.',
+          description:
+            'Answers new access and refresh tokens of the same session; the refresh token presented is spent, and presenting a spent one revokes the session. ' +
+            'Failed refreshes count against the sign-in attempts of the client address (429 beyond them) and are audited.',
           body: RefreshBody,
-          response: { 200: Session, ...errors },
+          response: { 200: Session, ...errors, 409: Type.Ref('Error') },
         },
       },
       async (request, reply) => {
         const { refreshToken } = request.body as Static<typeof RefreshBody>;
-        const address = clientAddress(request.raw);
-        throttle(request, reply, 'refresh', null, address);
-        try {
-          return await session(await security.authenticator.refresh(refreshToken));
-        } catch (error) {
-          if (!(error instanceof AuthenticationError)) throw error;
-          // Failed refreshes spend the address's sign-in attempts: token guessing is a sign-in by other means.
-          security.signinPerAddress.record(address);
-          metrics.credentialsRefused();
-          note(request, 'refresh', null, 'failed', 401, error.message);
-          throw new ApiError(401, 'UNAUTHORIZED', error.message);
-        }
+        return withRefreshToken(request, reply, 'refresh', async () => {
+          const { user, session: issued } = await security.authenticator.refresh(refreshToken);
+          return answer(user, issued);
+        });
+      },
+    );
+
+    app.post(
+      '/signout',
+      {
+        config: { permission: 'public' },
+        schema: {
+          tags: ['maxine'],
+          summary: 'End the session a refresh token belongs to',
+          description:
+            "The session's refresh tokens stop working at once; its access tokens live until they expire. " +
+            'Refused tokens count against the sign-in attempts of the client address (429 beyond them); every sign-out is audited.',
+          body: RefreshBody,
+          response: { 200: Type.Object({ message: Type.String() }), ...errors },
+        },
+      },
+      async (request, reply) => {
+        const { refreshToken } = request.body as Static<typeof RefreshBody>;
+        const user = await withRefreshToken(request, reply, 'signout', () => security.authenticator.signOut(refreshToken));
+        note(request, 'signout', user.userName, 'succeeded', 200, null);
+        return { message: 'signed out' };
       },
     );
 

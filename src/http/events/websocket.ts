@@ -245,7 +245,8 @@ class SocketSink implements EventSink {
     }
     const user = security.users.get(current.id!);
     if (user === undefined || this.stopped) return;
-    const session = await security.sessions.issue(user);
+    // An access token alone: the connection is not a new session, so no refresh family starts.
+    const session = await security.sessions.access(user);
     this.credential = `Bearer ${session.accessToken}`;
     this.principal = { ...current, expiresAt: Date.now() + session.expiresIn * 1000 };
     this.watchExpiry();

@@ -4,32 +4,18 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SignJWT, decodeJwt, exportJWK, generateKeyPair, type CryptoKey, type JWTPayload } from 'jose';
-// @ts-expect-error -- oidc-provider ships no type declarations and @types/oidc-provider is not installed.
-import Provider from 'oidc-provider';
+import { SignJWT, decodeJwt, generateKeyPair, type CryptoKey, type JWTPayload } from 'jose';
+import { OIDC_CLIENT_SECRET, startOidcProvider, type TestOidcProvider } from '../../test/helpers/oidc-provider.ts';
 import { OidcTokenError, OidcVerifier, type OidcSettings } from './oidc.ts';
 import type { Role } from './roles.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-const SECRET = 'a-client-secret-long-enough-for-the-provider';
 const ROLE_MAP: ReadonlyMap<string, Role> = new Map<string, Role>([
   ['maxine-viewers', 'viewer'],
   ['maxine-operators', 'operator'],
   ['maxine-admins', 'admin'],
 ]);
-
-interface RunningProvider {
-  readonly issuer: string;
-  readonly kid: string;
-  /** A real access token from the token endpoint (client credentials grant). */
-  token(clientId: string, resource?: string): Promise<string>;
-  /** Signs with the provider's own key: for tokens no real provider would issue, which must still be refused. */
-  sign(claims: JWTPayload): Promise<string>;
-  /** While down, every request is answered 503, as by a provider that is restarting. */
-  setDown(down: boolean): void;
-  close(): Promise<void>;
-}
 
 async function listen(handler: Handler): Promise<{ server: Server; origin: string }> {
   const server = createServer(handler);
@@ -45,74 +31,16 @@ async function close(server: Server): Promise<void> {
   await once(server, 'close');
 }
 
-async function startProvider(options: { accessTokenTtlSec?: number } = {}): Promise<RunningProvider> {
-  let down = false;
-  let callback: Handler = (_req, res) => res.writeHead(503).end();
-  // The issuer must contain the port, so the server listens before the provider exists.
-  const { server, origin } = await listen((req, res) => (down ? res.writeHead(503).end() : callback(req, res)));
-
-  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-  const kid = `key-${origin.split(':').at(-1)}`;
-  const jwk = { ...(await exportJWK(privateKey)), kid, alg: 'ES256', use: 'sig' };
-
-  const client = (client_id: string) => ({
-    client_id,
-    client_secret: SECRET,
-    grant_types: ['client_credentials'],
-    response_types: [],
-    redirect_uris: [],
-    token_endpoint_auth_method: 'client_secret_basic',
-    // The default (RS256) would need an RSA key; this provider only holds the ES256 one.
-    id_token_signed_response_alg: 'ES256',
-  });
-  const provider = new Provider(origin, {
-    clients: [client('admin-client'), client('plain-client'), client('realm-client')],
-    jwks: { keys: [jwk] },
-    cookies: { keys: ['cookie-signing-key-for-tests'] },
-    features: {
-      devInteractions: { enabled: false },
-      clientCredentials: { enabled: true },
-      resourceIndicators: {
-        enabled: true,
-        defaultResource: () => 'urn:maxine',
-        getResourceServerInfo: (_ctx: unknown, resource: string) => ({
-          scope: 'registry',
-          // Another API's tokens, to show they are not accepted by Maxine.
-          audience: resource === 'urn:maxine' ? 'maxine' : 'billing',
-          accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: 'ES256' } },
-        }),
-      },
+/** The provider every test here runs against: one client per kind of groups claim. */
+function startProvider(options: { accessTokenTtlSec?: number } = {}): Promise<TestOidcProvider> {
+  return startOidcProvider(
+    {
+      'admin-client': { groups: ['maxine-viewers', 'maxine-admins', 'unrelated'] },
+      'plain-client': {},
+      'realm-client': { claims: { realm_access: { roles: 'maxine-operators' }, 'https://maxine.example/groups': ['maxine-viewers'] } },
     },
-    extraTokenClaims: (_ctx: unknown, token: { clientId: string }) => {
-      if (token.clientId === 'admin-client') return { groups: ['maxine-viewers', 'maxine-admins', 'unrelated'] };
-      if (token.clientId === 'realm-client') return { realm_access: { roles: 'maxine-operators' }, 'https://maxine.example/groups': ['maxine-viewers'] };
-      return undefined;
-    },
-    ttl: { ClientCredentials: options.accessTokenTtlSec ?? 600 },
-  });
-  callback = provider.callback();
-
-  return {
-    issuer: origin,
-    kid,
-    async token(clientId, resource = 'urn:maxine') {
-      const response = await fetch(`${origin}/token`, {
-        method: 'POST',
-        headers: { authorization: `Basic ${Buffer.from(`${clientId}:${SECRET}`).toString('base64')}` },
-        body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope: 'registry' }),
-      });
-      const body = (await response.json()) as { access_token?: string };
-      assert.equal(response.status, 200, JSON.stringify(body));
-      assert.ok(body.access_token);
-      return body.access_token;
-    },
-    sign: (claims) => forge(claims, { alg: 'ES256', kid }, privateKey),
-    setDown(value) {
-      down = value;
-    },
-    close: () => close(server),
-  };
+    options,
+  );
 }
 
 function settings(issuer: string, overrides: Partial<OidcSettings> = {}): OidcSettings {
@@ -145,8 +73,8 @@ function forge(claims: JWTPayload, header: { alg: string; kid?: string }, key: C
 }
 
 describe('OidcVerifier against a real OpenID provider', () => {
-  let idp: RunningProvider;
-  let other: RunningProvider;
+  let idp: TestOidcProvider;
+  let other: TestOidcProvider;
 
   before(async () => {
     [idp, other] = await Promise.all([startProvider(), startProvider()]);
@@ -220,7 +148,7 @@ describe('OidcVerifier against a real OpenID provider', () => {
     const claims = decodeJwt(await idp.token('admin-client'));
     const unsigned = `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url(claims)}.`;
     await refused(verifier, unsigned, 'unsupported algorithm');
-    const hs256 = await forge(claims, { alg: 'HS256' }, new TextEncoder().encode(SECRET));
+    const hs256 = await forge(claims, { alg: 'HS256' }, new TextEncoder().encode(OIDC_CLIENT_SECRET));
     await refused(verifier, hs256, 'unsupported algorithm');
   });
 
@@ -304,7 +232,7 @@ describe('OidcVerifier with an unreachable identity provider', () => {
     const verifier = new OidcVerifier(settings(closedOrigin));
     const claims = { iss: closedOrigin, aud: 'maxine', sub: 's', exp: Math.floor(Date.now() / 1000) + 60 };
     await refused(verifier, `${base64url({ alg: 'none' })}.${base64url(claims)}.`, 'unsupported algorithm');
-    await refused(verifier, await forge(claims, { alg: 'HS256' }, new TextEncoder().encode(SECRET)), 'unsupported algorithm');
+    await refused(verifier, await forge(claims, { alg: 'HS256' }, new TextEncoder().encode(OIDC_CLIENT_SECRET)), 'unsupported algorithm');
   });
 
   test('a provider that never answers times out', async () => {
@@ -318,7 +246,7 @@ describe('OidcVerifier with an unreachable identity provider', () => {
 });
 
 describe('OidcVerifier token lifetime', () => {
-  let shortLived: RunningProvider;
+  let shortLived: TestOidcProvider;
 
   before(async () => {
     shortLived = await startProvider({ accessTokenTtlSec: 1 });

@@ -17,6 +17,15 @@ const SOME_ALERTS: MetricsOptions['alerts'] = () => ({
   deliveryCounts: () => ({ delivered: 0, failed: 0 }),
 });
 
+/** What the Metrics read from the other parts of a replica that is doing nothing (but has fired alerts). */
+const IDLE_PARTS = {
+  maxServices: 2,
+  checks: () => NO_CHECKS,
+  proxiedRequests: () => 0,
+  events: () => ({ connections: 0, sent: {}, dropped: 0, resyncs: 0 }),
+  alerts: SOME_ALERTS,
+} satisfies Partial<MetricsOptions>;
+
 const NO_CHECKS: HealthCheckerStats = {
   leading: false,
   targets: 0,
@@ -203,11 +212,7 @@ describe('Metrics', () => {
     const second = new Metrics({
       catalog: new Catalog(100),
       store: { leadership: () => NO_LEADER, health: () => REACHABLE },
-      maxServices: 2,
-      checks: () => NO_CHECKS,
-      proxiedRequests: () => 0,
-      events: () => ({ connections: 0, sent: {}, dropped: 0, resyncs: 0 }),
-      alerts: SOME_ALERTS,
+      ...IDLE_PARTS,
     });
     try {
       first.signedIn(true);
@@ -276,11 +281,7 @@ describe('instrumented store', () => {
     const metrics = new Metrics({
       catalog: new Catalog(100),
       store: inner,
-      maxServices: 2,
-      checks: () => NO_CHECKS,
-      proxiedRequests: () => 0,
-      events: () => ({ connections: 0, sent: {}, dropped: 0, resyncs: 0 }),
-      alerts: SOME_ALERTS,
+      ...IDLE_PARTS,
     });
     try {
       const store = instrumentStore(inner, metrics);

@@ -29,6 +29,8 @@ export interface Comparison {
   readonly roundRatios: readonly number[];
   /** Every measured round of each target, in order. */
   readonly rounds: { readonly maxine: readonly LoadStats[]; readonly bare: readonly LoadStats[] };
+  /** Further targets measured in the same rounds (compareTargets' `references`): the mean and the rounds of each. */
+  readonly references: readonly { readonly mean: LoadStats; readonly rounds: readonly LoadStats[] }[];
 }
 
 /** One side of a comparison: where the load goes, what it sends, and the name printed for it. */
@@ -48,28 +50,35 @@ export function compare(urls: { maxine: string; bare: string }, requests: readon
 }
 
 /**
- * `compare` for two targets that take different requests (the proxy's path
+ * `compare` for targets that take different requests (the proxy's path
  * against the upstream's own). `maxine` is the side measured, `bare` the
- * reference; the labels are only what is printed.
+ * reference; `references` are further targets measured in the same rounds,
+ * in turn after those two (the proxy's floor); the labels are only what is
+ * printed.
  */
-export async function compareTargets(maxine: LoadTarget, bare: LoadTarget, opts: LoadOptions): Promise<Comparison> {
-  const samples = { maxine: [] as LoadStats[], bare: [] as LoadStats[] };
-  const targets = { maxine, bare };
-  const width = Math.max(6, maxine.label.length, bare.label.length);
+export async function compareTargets(maxine: LoadTarget, bare: LoadTarget, opts: LoadOptions, references: readonly LoadTarget[] = []): Promise<Comparison> {
+  const targets = [maxine, bare, ...references];
+  const samples = targets.map(() => [] as LoadStats[]);
+  const width = Math.max(6, ...targets.map((t) => t.label.length));
   for (let round = 1; round <= opts.rounds; round++) {
-    for (const side of ['maxine', 'bare'] as const) {
-      const target = targets[side];
+    for (const [i, target] of targets.entries()) {
       const stats = await measure(target, opts.connections, opts.warmup, opts.duration);
-      samples[side].push(stats);
+      samples[i]!.push(stats);
       console.log(`  ${`round ${round}/${opts.rounds}`.padEnd(11)}  ${target.label.padEnd(width)}  ${fmtLoad(stats)}`);
     }
   }
-  const maxineMean = mean(samples.maxine);
-  const bareMean = mean(samples.bare);
-  console.log(`  ${'mean'.padEnd(11)}  ${maxine.label.padEnd(width)}  ${fmtLoad(maxineMean)}`);
-  console.log(`  ${'mean'.padEnd(11)}  ${bare.label.padEnd(width)}  ${fmtLoad(bareMean)}`);
-  const roundRatios = samples.maxine.map((m, i) => m.rps / samples.bare[i]!.rps);
-  return { maxine: maxineMean, bare: bareMean, ratio: maxineMean.rps / bareMean.rps, roundRatios, rounds: samples };
+  const means = samples.map(mean);
+  for (const [i, target] of targets.entries()) console.log(`  ${'mean'.padEnd(11)}  ${target.label.padEnd(width)}  ${fmtLoad(means[i]!)}`);
+  const [maxineSamples, bareSamples] = [samples[0]!, samples[1]!];
+  const roundRatios = maxineSamples.map((m, i) => m.rps / bareSamples[i]!.rps);
+  return {
+    maxine: means[0]!,
+    bare: means[1]!,
+    ratio: means[0]!.rps / means[1]!.rps,
+    roundRatios,
+    rounds: { maxine: maxineSamples, bare: bareSamples },
+    references: references.map((_, i) => ({ mean: means[i + 2]!, rounds: samples[i + 2]! })),
+  };
 }
 
 /**

@@ -119,16 +119,33 @@ export async function startUpstream(ports = 1): Promise<Upstream> {
     }
     return served;
   };
+  const listening = await firstLine<{ ports: number[] }>(child, 'the upstream server', stop);
+  return { ports: listening.ports, pid: child.pid, stop };
+}
+
+/** The JSON a child prints as its first line once it listens; `stop` runs if it never does. */
+async function firstLine<T>(child: Child, what: string, stop: () => Promise<unknown>): Promise<T> {
   const deadline = Date.now() + STARTUP_TIMEOUT_MS;
   while (!child.stdout.includes('\n')) {
     if (!child.isRunning || Date.now() > deadline) {
       await stop();
-      throw new Error(`the upstream server did not start: ${child.describe()}`);
+      throw new Error(`${what} did not start: ${child.describe()}`);
     }
     await sleep(50);
   }
-  const listening = JSON.parse(child.stdout.split('\n')[0]!) as { ports: number[] };
-  return { ports: listening.ports, pid: child.pid, stop };
+  return JSON.parse(child.stdout.split('\n')[0]!) as T;
+}
+
+export interface MinimalProxy extends Server {
+  readonly pid: number;
+}
+
+/** bench/minimal-proxy.ts in a child process, forwarding everything to `upstreamOrigin` (http://127.0.0.1:port). */
+export async function startMinimalProxy(upstreamOrigin: string): Promise<MinimalProxy> {
+  const child = new Child('minimal-proxy', ['--import', 'tsx', 'bench/minimal-proxy.ts', upstreamOrigin]);
+  const stop = () => child.stop();
+  const { port } = await firstLine<{ port: number }>(child, 'the minimal proxy', stop);
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid, stop };
 }
 
 /** GET `url` and parse its JSON; fails on anything but a 200. For the occasional look at Maxine's state, not for load. */

@@ -10,7 +10,7 @@ import { sleep } from './children.ts';
 import { compareTargets, mean, measure, type LoadOptions, type LoadStats, type LoadTarget } from './load.ts';
 import { fmtLoad, fmtNum } from './report.ts';
 import type { Scenario } from './scenarios.ts';
-import { cpuSeconds, getJson, registerAll, startMaxine, startUpstream, waitForSnapshot, type MaxineServer, type Registration, type Upstream } from './servers.ts';
+import { cpuSeconds, getJson, registerAll, startMaxine, startMinimalProxy, startUpstream, waitForSnapshot, type MaxineServer, type Registration, type Upstream } from './servers.ts';
 import type { HealthCheckerStats } from '../src/health/checker.ts';
 
 /** Long enough that nothing expires during a run. */
@@ -60,7 +60,9 @@ interface ProxyStats {
  * The service has ONE instance, the upstream's only port: every proxied
  * request takes the same path as a direct one, plus Maxine. The three
  * processes (load generator, Maxine, upstream) share the machine's cores;
- * in the direct rounds Maxine sits idle.
+ * in the direct rounds Maxine sits idle. A third target in the same rounds,
+ * bench/minimal-proxy.ts in front of the same upstream, shows the floor: what
+ * a proxy that only relays reaches on this machine.
  */
 const proxy: Scenario = {
   name: 'proxy',
@@ -81,19 +83,30 @@ const proxy: Scenario = {
         timeOut: TTL_SEC,
         weight: 1,
       }));
+      const minimal = await startMinimalProxy(`http://127.0.0.1:${port}`);
+      servers.push(minimal);
       const direct: LoadTarget = { label: 'direct', url: `http://127.0.0.1:${port}`, requests: [{ method: 'GET', path: '/hello' }] };
       const proxied: LoadTarget = { label: 'proxy', url: maxine.url, requests: [{ method: 'GET', path: `/proxy/${PROXY_SERVICE}/hello` }] };
-      // Both ways must give the upstream's answer, byte for byte, before either is loaded.
+      const floor: LoadTarget = { label: 'minimal proxy', url: minimal.url, requests: [{ method: 'GET', path: '/hello' }] };
+      // Every way must give the upstream's answer, byte for byte, before any is loaded.
       const straight = await getOnce(direct.url + direct.requests[0]!.path);
-      const through = await getOnce(proxied.url + proxied.requests[0]!.path);
-      if (straight.status !== 200 || through.status !== 200 || straight.body !== through.body) {
-        throw new Error(`the proxy does not relay the upstream's answer: direct ${straight.status} ${straight.body} | proxy ${through.status} ${through.body}`);
+      for (const target of [proxied, floor]) {
+        const through = await getOnce(target.url + target.requests[0]!.path);
+        if (straight.status !== 200 || through.status !== 200 || straight.body !== through.body) {
+          throw new Error(`the ${target.label} does not relay the upstream's answer: direct ${straight.status} ${straight.body} | ${target.label} ${through.status} ${through.body}`);
+        }
       }
       console.log(`  upstream on 127.0.0.1:${port} answers ${Buffer.byteLength(straight.body)} bytes of JSON; one instance registered`);
 
-      const cpuBefore = { maxine: cpuSeconds(maxine.pid), upstream: cpuSeconds(upstream.pid) };
-      const result = await compareTargets(proxied, direct, opts);
-      const cpu = { maxine: cpuSeconds(maxine.pid) - cpuBefore.maxine, upstream: cpuSeconds(upstream.pid) - cpuBefore.upstream };
+      const pids = { maxine: maxine.pid, upstream: upstream.pid, minimal: minimal.pid };
+      const cpuBefore = { maxine: cpuSeconds(pids.maxine), upstream: cpuSeconds(pids.upstream), minimal: cpuSeconds(pids.minimal) };
+      const result = await compareTargets(proxied, direct, opts, [floor]);
+      const cpu = {
+        maxine: cpuSeconds(pids.maxine) - cpuBefore.maxine,
+        upstream: cpuSeconds(pids.upstream) - cpuBefore.upstream,
+        minimal: cpuSeconds(pids.minimal) - cpuBefore.minimal,
+      };
+      const floorResult = result.references[0]!;
 
       const { proxy: stats } = await getJson<{ proxy: ProxyStats }>(`${maxine.url}/api/actuator/upstreams?serviceName=${PROXY_SERVICE}`, maxine.token);
       const ownAnswers = Object.values(stats.answered).reduce((sum, n) => sum + n, 0);
@@ -108,11 +121,19 @@ const proxy: Scenario = {
       await stopAll(servers);
       const served = await upstream.stop();
       if ((served.other ?? 0) > 0) throw new Error(`the upstream answered ${served.other} requests for unknown paths with 404`);
-      // Over every run, warm-ups included; Maxine idles through the direct rounds (a few ms of timers).
+      // Over every run, warm-ups included; each proxy idles through the others' rounds (a few ms of timers).
       const maxineUs = (cpu.maxine * 1e6) / stats.requests;
       const upstreamUs = (cpu.upstream * 1e6) / (served['/hello'] ?? 1);
-      console.log(`  CPU per request: Maxine ${fmtNum(maxineUs, 1)} µs per proxied request; upstream ${fmtNum(upstreamUs, 1)} µs per request (direct and proxied)`);
+      // The minimal proxy keeps no count of its own: its requests are the upstream's less Maxine's and the direct rounds'.
+      const secondsPerRound = opts.warmup + opts.duration;
+      const minimalRequests = floorResult.mean.rps * secondsPerRound * opts.rounds;
+      const minimalUs = (cpu.minimal * 1e6) / minimalRequests;
+      console.log(
+        `  CPU per request: Maxine ${fmtNum(maxineUs, 1)} µs per proxied request; minimal proxy about ${fmtNum(minimalUs, 1)} µs; upstream ${fmtNum(upstreamUs, 1)} µs per request (all rounds)`,
+      );
 
+      const floorRatio = floorResult.mean.rps / result.bare.rps;
+      console.log(`  the minimal proxy reaches ${fmtNum(floorRatio, 2)} of direct in the same rounds; Maxine ${fmtNum(result.maxine.rps / floorResult.mean.rps, 2)} of the minimal proxy`);
       const p99s = { proxy: result.rounds.maxine.map((s) => s.p99), direct: result.rounds.bare.map((s) => s.p99) };
       const added = result.maxine.p99 - result.bare.p99;
       console.log(`  p99 added by Maxine: ${fmtNum(added, 2)} ms (proxy ${fmtNum(result.maxine.p99, 2)} ms - direct ${fmtNum(result.bare.p99, 2)} ms)`);
@@ -126,6 +147,15 @@ const proxy: Scenario = {
           detail:
             `rounds ${result.roundRatios.map((r) => fmtNum(r, 2)).join(' ')} | proxy ${fmtLoad(result.maxine)} | direct ${fmtLoad(result.bare)} | ` +
             `CPU/request Maxine ${fmtNum(maxineUs, 1)} µs, upstream ${fmtNum(upstreamUs, 1)} µs`,
+        },
+        {
+          scenario: 'proxy',
+          measure: 'req/s minimal proxy/direct',
+          value: floorRatio,
+          decimals: 2,
+          detail:
+            `the floor: node:http + undici dispatch relaying status, headers and body, nothing else | rounds ${floorResult.rounds.map((r, i) => fmtNum(r.rps / result.rounds.bare[i]!.rps, 2)).join(' ')} | ` +
+            `minimal ${fmtLoad(floorResult.mean)} | CPU/request about ${fmtNum(minimalUs, 1)} µs`,
         },
         {
           scenario: 'proxy',

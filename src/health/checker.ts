@@ -5,7 +5,8 @@ import type { HealthChange } from '../registry/registry.ts';
 import { FencedError, type LeadershipState } from '../store/store.ts';
 import { effectiveCheck, type CheckDefaults } from './check-spec.ts';
 import { DueHeap } from './due-heap.ts';
-import { Prober, probeTarget, type ProberOptions, type ProbeOutcome, type ProbeResult, type ProbeTarget } from './probe.ts';
+import { probeTarget, type ProbeOutcome, type ProbeResult, type ProbeTarget } from './probe.ts';
+import { WorkerProber, type WorkerProberOptions } from './worker-prober.ts';
 
 /** What the checker needs from the registry (a `Registry` is one); narrow so tests can wrap it. */
 export interface HealthWriter {
@@ -169,8 +170,8 @@ export class HealthChecker {
   private readonly clock: () => number;
   private readonly random: () => number;
   private readonly onError: (error: unknown, instance: Instance) => void;
-  private prober: Prober | undefined;
-  private readonly proberOptions: ProberOptions;
+  private prober: WorkerProber | undefined;
+  private readonly proberOptions: WorkerProberOptions;
   private readonly heap = new DueHeap<Target>();
   private readonly targets = new Map<string, Map<string, Target>>();
   private readonly pending = new Set<Promise<unknown>>();
@@ -210,7 +211,6 @@ export class HealthChecker {
     this.onError = options.onError ?? (() => undefined);
     this.proberOptions = {
       allowLinkLocal: options.allowLinkLocal,
-      clock: this.clock,
       keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? Math.min(60_000, Math.max(5_000, options.defaults.intervalMs + options.defaults.jitterMs + 4_000)),
       ...(options.maxSockets === undefined ? {} : { maxSockets: options.maxSockets }),
     };
@@ -219,7 +219,7 @@ export class HealthChecker {
   start(): void {
     if (this.started) return;
     this.started = true;
-    this.prober = new Prober(this.proberOptions);
+    this.prober = new WorkerProber(this.proberOptions);
     const listener: CatalogListener = {
       event: (event) => this.onEvent(event),
       reset: () => {

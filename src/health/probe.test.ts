@@ -3,24 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { testInstance } from '../core/fixtures.ts';
 import type { HealthCheck } from '../core/instance.ts';
 import { BODY_LIMIT, Prober, failureReason, probeTarget } from './probe.ts';
-import { closedPort, sleep, startTcpListener, startUpstream, type TcpListener, type Upstream } from './test-upstreams.ts';
-
-function httpCheck(overrides: Partial<HealthCheck> = {}): HealthCheck {
-  return {
-    type: 'http',
-    path: '/health',
-    statusMin: 200,
-    statusMax: 399,
-    bodyMatch: '',
-    intervalMs: 1000,
-    timeoutMs: 2000,
-    rise: 2,
-    fall: 3,
-    jitterMs: 0,
-    deregisterCriticalAfterMs: 0,
-    ...overrides,
-  };
-}
+import { closedPort, httpCheck, sleep, startTcpListener, startUpstream, type TcpListener, type Upstream } from './test-upstreams.ts';
 
 const tcpCheck = (timeoutMs = 500): HealthCheck => httpCheck({ type: 'tcp', path: '', statusMin: 0, statusMax: 0, timeoutMs });
 
@@ -201,4 +184,9 @@ test('failureReason names the usual errors briefly', () => {
   assert.equal(failureReason(new Error('outer', { cause: coded('EHOSTUNREACH') })), 'host unreachable');
   assert.equal(failureReason(coded('ERR_TLS_CERT_ALTNAME_INVALID', 'bad cert')), 'TLS: bad cert');
   assert.equal(failureReason(new Error('a'.repeat(500))).length, 200);
+});
+
+test('the Prober refuses options it cannot use', () => {
+  assert.throws(() => new Prober({ allowLinkLocal: false, keepAliveTimeoutMs: 0 }), /keepAliveTimeoutMs must be a positive integer/);
+  assert.throws(() => new Prober({ allowLinkLocal: false, maxSockets: 0.5 }), /maxSockets must be a positive integer/);
 });

@@ -81,6 +81,8 @@ export class Prober {
     this.maxSockets = options.maxSockets ?? 16_384;
     this.clock = options.clock ?? Date.now;
     const keepAlive = options.keepAliveTimeoutMs ?? 15_000;
+    if (!(Number.isSafeInteger(this.maxSockets) && this.maxSockets >= 1)) throw new RangeError(`maxSockets must be a positive integer, not ${this.maxSockets}`);
+    if (!(Number.isSafeInteger(keepAlive) && keepAlive >= 1)) throw new RangeError(`keepAliveTimeoutMs must be a positive integer, not ${keepAlive}`);
     this.agent = new Agent({
       // Per origin no limit of its own: the checker's concurrency bounds the probes in flight, and
       // instances sharing an origin (path-prefixed ones behind one server) must not queue behind each other.

@@ -5,6 +5,7 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import type { HealthCheck } from '../core/instance.ts';
 
 export type Behaviour =
   | { kind: 'status'; status: number; body?: string }
@@ -151,4 +152,22 @@ export async function waitFor(condition: () => boolean, timeoutMs: number, what:
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** An HTTP check of /health with everything but `overrides` at usual values. */
+export function httpCheck(overrides: Partial<HealthCheck> = {}): HealthCheck {
+  return {
+    type: 'http',
+    path: '/health',
+    statusMin: 200,
+    statusMax: 399,
+    bodyMatch: '',
+    intervalMs: 1000,
+    timeoutMs: 2000,
+    rise: 2,
+    fall: 3,
+    jitterMs: 0,
+    deregisterCriticalAfterMs: 0,
+    ...overrides,
+  };
 }

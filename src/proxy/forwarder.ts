@@ -525,7 +525,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       return;
     }
     if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = setTimeout(this.onTimer, this.exchange.policy.requestTimeoutMs);
+    this.timer = setTimeout(attemptTimedOut, this.exchange.policy.requestTimeoutMs, this);
   }
 
   onResponseStart(
@@ -569,7 +569,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (!res.write(chunk)) {
       this.clientPaused = true;
       controller.pause();
-      res.once('drain', this.onDrain);
+      res.once('drain', () => this.drained());
     }
   }
 
@@ -621,17 +621,23 @@ class Attempt implements Dispatcher.DispatchHandler {
     return phase;
   }
 
-  private readonly onTimer = (): void => {
+  /** The request timer fired: the wait was the instance's unless the client was the one holding things up. */
+  timedOut(): void {
     if (this.clientPaused || this.exchange.waitingForClient) {
       this.timer?.refresh();
       return;
     }
     this.controller?.abort(TIMEOUT);
-  };
+  }
 
-  private readonly onDrain = (): void => {
+  private drained(): void {
     this.clientPaused = false;
     this.timer?.refresh();
     this.controller?.resume();
-  };
+  }
+}
+
+/** A function of the module, not a closure per attempt: the timer passes the attempt. */
+function attemptTimedOut(attempt: Attempt): void {
+  attempt.timedOut();
 }

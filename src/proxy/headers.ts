@@ -36,7 +36,7 @@ const REBUILT: ReadonlySet<string> = new Set([
  * allocates nothing.
  */
 function connectionNamed(value: string | string[] | undefined): Set<string> | null {
-  if (value === undefined) return null;
+  if (value === undefined || value === 'keep-alive' || value === 'close') return null;
   let named: Set<string> | null = null;
   for (const part of Array.isArray(value) ? value : [value]) {
     for (const token of part.split(',')) {

@@ -11,6 +11,9 @@ export type ExcludingPick = (exclude: ReadonlySet<string>) => Instance | undefin
 
 const NOTHING_EXCLUDED: ReadonlySet<string> = new Set();
 
+/** A '.' or '..' segment, with '/' or '\\' as separators. */
+const DOT_SEGMENT = /(?:^|[/\\])\.\.?(?:[/\\]|$)/;
+
 /**
  * The path of a proxied request as the client wrote it: percent-encoding
  * kept, so the instance sees what the client sent. Dot segments, encoded or
@@ -19,13 +22,16 @@ const NOTHING_EXCLUDED: ReadonlySet<string> = new Set();
 export function checkedUpstreamPath(rawPath: string): string {
   const path = rawPath === '' ? '/' : rawPath;
   const queryAt = path.indexOf('?');
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(queryAt < 0 ? path : path.slice(0, queryAt));
-  } catch {
-    throw ApiError.validation([{ field: 'path', problem: 'is not validly percent-encoded' }]);
+  const pathOnly = queryAt < 0 ? path : path.slice(0, queryAt);
+  let decoded = pathOnly;
+  if (pathOnly.includes('%')) {
+    try {
+      decoded = decodeURIComponent(pathOnly);
+    } catch {
+      throw ApiError.validation([{ field: 'path', problem: 'is not validly percent-encoded' }]);
+    }
   }
-  if (decoded.split(/[/\\]/).some((segment) => segment === '..' || segment === '.')) {
+  if (DOT_SEGMENT.test(decoded)) {
     throw ApiError.validation([{ field: 'path', problem: "must not contain '.' or '..' segments" }]);
   }
   if (/[\u0000-\u001f\u007f]/.test(decoded)) {
@@ -65,7 +71,11 @@ export async function forwardToService(
     return pick(exclude);
   };
   // The proxy writes the response itself; headers fastify would have added go on the raw response now.
-  for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(name, value);
+  const headers = reply.getHeaders();
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined) reply.raw.setHeader(name, value);
+  }
   reply.hijack();
   await ctx.proxy.forward({
     service: serviceName,

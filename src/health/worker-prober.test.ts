@@ -114,13 +114,22 @@ describe('WorkerProber: probes run in a worker thread', () => {
     await waitFor(() => hanging.inFlight === 0, 5000, 'the thread’s connection to close');
   });
 
-  test('a thread that dies fails the probes it had, and the next probe starts a new one', async () => {
+  test('a thread that dies fails the probes it had and those of the next second; a probe after that starts a new thread', async () => {
     // The Prober refuses a negative keep-alive timeout: the thread throws as it starts, as a bug in it would.
     const prober = new WorkerProber({ allowLinkLocal: false, keepAliveTimeoutMs: -1 });
     try {
       const check = httpCheck();
       await assert.rejects(prober.probe(at(ok.port, check), check), /keepAliveTimeoutMs must be a positive integer/);
+      // Within a second of the death no thread is started: the probe fails at once with the same cause.
+      const started = Date.now();
       await assert.rejects(prober.probe(at(ok.port, check), check), /keepAliveTimeoutMs must be a positive integer/);
+      assert.ok(Date.now() - started < 100, `failed in ${Date.now() - started} ms`);
+      // After it, a new thread is tried (and dies the same way).
+      await sleep(1100);
+      const restarted = Date.now();
+      await assert.rejects(prober.probe(at(ok.port, check), check), /keepAliveTimeoutMs must be a positive integer/);
+      // Starting a thread (and loading the probe module in it) takes far longer than failing at once.
+      assert.ok(Date.now() - restarted >= 50, `a new thread failed in only ${Date.now() - restarted} ms`);
     } finally {
       await prober.close();
     }

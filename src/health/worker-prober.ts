@@ -9,6 +9,9 @@ export type WorkerProberOptions = Omit<ProberOptions, 'clock'>;
 /** How long close() waits for the thread to shut its connections before terminating it. */
 const CLOSE_TIMEOUT_MS = 2_000;
 
+/** After the thread dies, probes fail at once for this long instead of starting a thread per batch: no crash loop. */
+const RESTART_DELAY_MS = 1_000;
+
 /** What a probe still running when the prober closes resolves to, as Prober's own in-flight probes do. */
 const STOPPED: ProbeOutcome = { result: 'fail', reason: 'probe stopped', durationMs: 0 };
 
@@ -27,8 +30,9 @@ interface Waiter {
  * the main thread under load).
  *
  * The thread starts with the first probe. If it dies (a bug), the probes it
- * had are rejected (the checker requeues them without judging anyone) and
- * the next probe starts a new thread. The thread keeps the process alive
+ * had are rejected (the checker requeues them without judging anyone), so
+ * are those asked for within a second after, and the next probe after that
+ * starts a new thread. The thread keeps the process alive
  * only while probes are running, as the sockets of an in-thread Prober would.
  */
 export class WorkerProber {
@@ -42,6 +46,9 @@ export class WorkerProber {
   /** Connections opened by threads that have ended: the count never goes back. */
   private connectsBefore = 0;
   private closing: Promise<void> | undefined;
+  /** Why the last thread died, and when a new one may start. */
+  private lastFailure: Error | undefined;
+  private restartAt = 0;
 
   constructor(options: WorkerProberOptions) {
     this.options = options;
@@ -74,6 +81,13 @@ export class WorkerProber {
     if (this.outbox.length === 0 || this.closing !== undefined) return;
     const probes = this.outbox;
     this.outbox = [];
+    if (this.worker === undefined && this.lastFailure !== undefined && Date.now() < this.restartAt) {
+      for (const { id } of probes) {
+        this.waiting.get(id)?.reject(this.lastFailure);
+        this.waiting.delete(id);
+      }
+      return;
+    }
     const worker = this.thread();
     worker.ref();
     worker.postMessage({ kind: 'probe', probes } satisfies ToProbeThread);
@@ -111,6 +125,8 @@ export class WorkerProber {
   private ended(worker: Worker, error: Error): void {
     if (this.worker !== worker) return;
     this.worker = undefined;
+    this.lastFailure = error;
+    this.restartAt = Date.now() + RESTART_DELAY_MS;
     this.connectsBefore += this.stats_.connects;
     this.stats_ = { sockets: 0, connects: 0 };
     const waiters = [...this.waiting.values()];

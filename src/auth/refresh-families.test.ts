@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { Catalog } from '../core/catalog.ts';
-import { RefreshFamilies, RefreshFamilyError, RefreshFamilyLagError, REFRESH_KV_PREFIX, type RefreshFamilyRecord } from './refresh-families.ts';
+import { ARRIVAL_GRACE_MS, RefreshFamilies, RefreshFamilyError, RefreshFamilyLagError, REFRESH_KV_PREFIX, type RefreshFamilyRecord } from './refresh-families.ts';
 import { Sessions, type IssuedSession, type VerifiedRefresh } from './sessions.ts';
 import { configuredKeyRing } from './signing-keys.ts';
 import type { UserRecord } from './users.ts';
@@ -123,10 +123,11 @@ describe('refresh families', () => {
     await assert.rejects(s.families.rotate(secondToken, user('ann')), refusal('ended'), 'the newest refresh token stops too');
   });
 
-  test('unknown, expired and foreign families have ended', async () => {
+  test('unknown (once past the arrival grace), expired and foreign families have ended', async () => {
     const s = setup();
     const issued = await s.families.start(user('ann'));
     const token = await s.verify(issued);
+    s.now = token.issuedAt + ARRIVAL_GRACE_MS;
     await assert.rejects(s.families.rotate({ ...token, family: 'A'.repeat(22) }, user('ann')), (error: unknown) => {
       assert.ok(refusal('ended')(error));
       assert.equal((error as Error).message, 'The session has ended; sign in again.');
@@ -164,6 +165,37 @@ describe('refresh families', () => {
     s.put(REFRESH_KV_PREFIX + first.family, before);
     await assert.rejects(s.families.rotate(second, user('ann')), RefreshFamilyLagError);
     assert.ok(s.record(first.family) !== undefined, 'nothing was revoked');
+  });
+
+  test('a session started on another replica moments ago is "try again" until it arrives; one seen to end here is refused at once', async () => {
+    const s = setup();
+    // Signed by another replica: the family's record has not reached this one.
+    const elsewhere = await s.sessions.issue(user('ann'), { family: 'B'.repeat(22), jti: 'j-1' });
+    const token = await s.verify(elsewhere);
+    await assert.rejects(s.families.rotate(token, user('ann')), RefreshFamilyLagError);
+    assert.deepEqual(s.writes, [], 'nothing written, nothing revoked');
+    // The record arrives: the same token now rotates.
+    s.put(REFRESH_KV_PREFIX + token.family, JSON.stringify({ uid: token.uid, userName: 'ann', jti: token.jti, expiresAt: token.expiresAt }));
+    const next = await s.verify(await s.families.rotate(token, user('ann')));
+    assert.equal(next.family, token.family);
+    // Never arriving, it ends with the grace.
+    const lost = await s.verify(await s.sessions.issue(user('ann'), { family: 'C'.repeat(22), jti: 'j-2' }));
+    s.now = lost.issuedAt + ARRIVAL_GRACE_MS - 1;
+    await assert.rejects(s.families.rotate(lost, user('ann')), RefreshFamilyLagError);
+    s.now = lost.issuedAt + ARRIVAL_GRACE_MS;
+    await assert.rejects(s.families.rotate(lost, user('ann')), refusal('ended'));
+    // A family this replica saw end: its fresh tokens are refused, not retried.
+    s.now = Date.now();
+    const mine = await s.verify(await s.families.start(user('ann')));
+    await s.families.end(mine);
+    await assert.rejects(s.families.rotate(mine, user('ann')), refusal('ended'));
+  });
+
+  test('sign-out of a session this replica has not seen yet ends it all the same', async () => {
+    const s = setup();
+    const token = await s.verify(await s.sessions.issue(user('ann'), { family: 'D'.repeat(22), jti: 'j-1' }));
+    await s.families.end(token);
+    assert.deepEqual(s.writes, [[REFRESH_KV_PREFIX + token.family, null]]);
   });
 
   test('sign-out ends the family; other families of the same user live on', async () => {

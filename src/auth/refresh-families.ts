@@ -16,6 +16,15 @@ export const FAMILY_ID = /^[A-Za-z0-9_-]{22}$/;
 export const SWEEP_INTERVAL_MS = 60_000;
 
 /**
+ * A refresh token issued this recently whose family this replica does not
+ * hold may belong to a session started on another replica that the feed has
+ * not brought here yet (replication takes up to a second; replicas' clocks
+ * may differ by a few). Within this time it is answered "try again", not
+ * "session ended", unless this replica saw the family end.
+ */
+export const ARRIVAL_GRACE_MS = 10_000;
+
+/**
  * A session as stored: every refresh hands out a new refresh token and
  * records its id, so the family's older refresh tokens are known to be spent.
  */
@@ -77,11 +86,13 @@ export class RefreshFamilies {
   private readonly records: KvCollection<RefreshFamilyRecord>;
   /** Families with a rotation under way on this replica: a second presentation meanwhile is a reuse. */
   private readonly rotating = new Map<string, Promise<IssuedSession>>();
+  /** Families this replica saw end within ARRIVAL_GRACE_MS, oldest first: their fresh tokens are refused, not retried. */
+  private readonly recentlyEnded = new Map<string, number>();
   private readonly sweepTimer: NodeJS.Timeout;
   private sweeping = false;
 
   constructor(private readonly options: RefreshFamiliesOptions) {
-    this.records = new KvCollection(options.catalog, REFRESH_KV_PREFIX, parseFamily, options.onWarning);
+    this.records = new KvCollection(options.catalog, REFRESH_KV_PREFIX, parseFamily, options.onWarning, (family, record) => this.ended(family, record));
     this.sweepTimer = setInterval(() => void this.sweep(), options.sweepIntervalMs ?? SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
   }
@@ -147,10 +158,15 @@ export class RefreshFamilies {
   /**
    * Whether the token is the family's current one or a spent one; throws when
    * the family is gone. With `lagIsError` false a token newer than this
-   * replica's record counts as current (sign-out ends the family either way).
+   * replica's record, or of a family not arrived yet, counts as current
+   * (sign-out ends the family either way).
    */
   private standing(token: VerifiedRefresh, lagIsError = true): 'current' | 'spent' {
     const record = this.records.get(token.family);
+    if (record === undefined && this.mayNotHaveArrived(token)) {
+      if (lagIsError) throw new RefreshFamilyLagError('This replica has not yet seen this session; try again.');
+      return 'current';
+    }
     if (record === undefined || record.uid !== token.uid || record.expiresAt <= this.options.clock()) throw new RefreshFamilyError('ended', ENDED);
     if (record.jti === token.jti) return 'current';
     // The record keeps its refresh token's expiry, and every rotation moves it on: a later expiry than the record's means a later token.
@@ -159,6 +175,23 @@ export class RefreshFamilies {
       return 'current';
     }
     return 'spent';
+  }
+
+  private mayNotHaveArrived(token: VerifiedRefresh): boolean {
+    return !this.recentlyEnded.has(token.family) && this.options.clock() - token.issuedAt < ARRIVAL_GRACE_MS;
+  }
+
+  private ended(family: string, record: RefreshFamilyRecord): void {
+    const now = this.options.clock();
+    // An expired family (the leader's sweep) has no token left that could be presented.
+    if (record.expiresAt <= now) return;
+    this.recentlyEnded.delete(family);
+    this.recentlyEnded.set(family, now);
+    // Oldest first: forget those past the grace, stopping at the first still inside it.
+    for (const [name, at] of this.recentlyEnded) {
+      if (now - at < ARRIVAL_GRACE_MS) break;
+      this.recentlyEnded.delete(name);
+    }
   }
 
   private async revoke(family: string): Promise<never> {

@@ -78,7 +78,7 @@ export class Security {
     });
     this.signinPerUser = new AttemptLimiter(options.signinAttemptsPerUser, SIGNIN_WINDOW_MS, clock);
     this.signinPerAddress = new AttemptLimiter(options.signinAttemptsPerAddress, SIGNIN_WINDOW_MS, clock);
-    this.aclRules = new KvCollection(
+    this.aclRules = new KvCollection<readonly AclRule[]>(
       options.catalog,
       `${SECURITY_KV_PREFIX}acl/`,
       (value) => {

@@ -42,6 +42,8 @@ export interface VerifiedSession {
   readonly version: number;
   /** Epoch ms. */
   readonly expiresAt: number;
+  /** Epoch ms (whole seconds), by the issuing replica's clock; 0 for a token without `iat`. */
+  readonly issuedAt: number;
 }
 
 export interface VerifiedRefresh extends VerifiedSession, RefreshClaims {}
@@ -107,7 +109,7 @@ export class Sessions {
     }
     if (payload.typ !== type) throw new SessionError(`This is not ${type === 'access' ? 'an access' : 'a refresh'} token.`);
     if (!Number.isSafeInteger(payload.ver) || typeof payload.uid !== 'string') throw new SessionError('The token carries no credential version.');
-    return { session: { userName: payload.sub!, uid: payload.uid, version: payload.ver as number, expiresAt: payload.exp! * 1000 }, payload };
+    return { session: { userName: payload.sub!, uid: payload.uid, version: payload.ver as number, expiresAt: payload.exp! * 1000, issuedAt: (payload.iat ?? 0) * 1000 }, payload };
   }
 
   private sign(user: UserRecord, claims: { typ: TokenType; fam?: string }, jti: string, exp: number): Promise<string> {

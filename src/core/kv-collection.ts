@@ -17,10 +17,16 @@ export class KvCollection<T> {
     readonly prefix: string,
     private readonly parse: (value: unknown) => T | null,
     private readonly onWarning: (message: string) => void,
+    /** Called when the feed deletes a record this collection held (not on a reload), with that record. */
+    private readonly onDeleted?: (name: string, previous: T) => void,
   ) {
     this.unsubscribe = catalog.subscribe({
       event: (event) => {
-        if (event.type === 'config_changed' && event.key.startsWith(prefix)) this.load(event.key, event.value);
+        if (event.type !== 'config_changed' || !event.key.startsWith(prefix)) return;
+        const name = event.key.slice(prefix.length);
+        const previous = this.records.get(name);
+        this.load(event.key, event.value);
+        if (previous !== undefined && event.value === null) this.onDeleted?.(name, previous);
       },
       reset: () => this.reloadAll(),
     });

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import type { TestResponse } from '../helpers/maxine.ts';
+import { TEST_ADMIN, type TestResponse } from '../helpers/maxine.ts';
 import { spawnMaxine, type MaxineProcess } from '../helpers/process.ts';
 import { startUpstream } from '../../src/health/test-upstreams.ts';
 
@@ -181,6 +181,29 @@ export function runClusterScenarios(backend: ClusterBackend, group: ScenarioGrou
     const configDelay = Date.now() - changedAt;
     console.log(`[${backend.name}] config change on A -> seen on C after ${configDelay} ms`);
     assert.ok(configDelay <= 1000, `config change took ${configDelay} ms`);
+
+    // Sessions are shared state too. A client behind a load balancer signs in on A and refreshes on B at once:
+    // B may not have the session yet, so it may ask to retry, but never ends it.
+    const b = env.replicas[1]!;
+    const signin = await a.call('POST', '/api/maxine/signin', TEST_ADMIN, AS_CLIENT);
+    assert.equal(signin.status, 200);
+    let refreshToken = (signin.json as { refreshToken: string }).refreshToken;
+    const signedInAt = Date.now();
+    for (;;) {
+      const res = await b.call('POST', '/api/maxine/refresh', { refreshToken }, AS_CLIENT);
+      if (res.status === 200) {
+        refreshToken = (res.json as { refreshToken: string }).refreshToken;
+        break;
+      }
+      assert.equal(res.status, 409, `a fresh session refreshed on another replica: ${res.status} ${res.text}`);
+      assert.equal(res.headers.get('retry-after'), '1');
+      assert.ok(Date.now() - signedInAt < 3000, 'replica B still asks to retry after 3 s');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // Signing out on C, which may not have seen that refresh yet, ends the session; C then refuses its token.
+    const signout = await c.call('POST', '/api/maxine/signout', { refreshToken }, AS_CLIENT);
+    assert.equal(signout.status, 200, signout.text);
+    assert.equal((await c.call('POST', '/api/maxine/refresh', { refreshToken }, AS_CLIENT)).status, 401);
   });
 
   scenario('leadership', `${suite}: SIGKILL of the leader under registrations: a new leader in time, nothing acknowledged lost, expiry goes on`, async (t) => {

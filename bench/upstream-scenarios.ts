@@ -10,7 +10,7 @@ import { sleep } from './children.ts';
 import { compareTargets, mean, measure, type LoadOptions, type LoadStats, type LoadTarget } from './load.ts';
 import { fmtLoad, fmtNum } from './report.ts';
 import type { Scenario } from './scenarios.ts';
-import { cpuSeconds, getJson, registerAll, startMaxine, startMinimalProxy, startUpstream, waitForSnapshot, type MaxineServer, type Registration, type Upstream } from './servers.ts';
+import { cpuSeconds, getJson, mainThreadCpuSeconds, registerAll, startMaxine, startMinimalProxy, startUpstream, waitForSnapshot, type MaxineServer, type Registration, type Upstream } from './servers.ts';
 import type { HealthCheckerStats } from '../src/health/checker.ts';
 
 /** Long enough that nothing expires during a run. */
@@ -236,6 +236,8 @@ interface VariantResult {
   readonly passes: number;
   /** CPU Maxine used during the measured run, in cores (1.0 = one core all the time). */
   readonly maxineCores: number;
+  /** The part of it on the main (JavaScript) thread, which answers discover; the probes run in a thread of their own. */
+  readonly mainThreadCores: number;
 }
 
 /**
@@ -300,17 +302,21 @@ async function checksVariant(checksOn: boolean, upstreams: readonly Upstream[], 
     if (opts.warmup > 0) await measure(target, CHECK_CONNECTIONS, 0, opts.warmup);
     const snapshotBefore = snapshotTime(maxine);
     const before = await checkerStats(maxine);
-    const cpuBefore = { maxine: cpuSeconds(maxine.pid), upstreams: upstreamCpu() };
+    const cpuBefore = { maxine: cpuSeconds(maxine.pid), main: mainThreadCpuSeconds(maxine.pid), upstreams: upstreamCpu() };
     const load = await measure(target, CHECK_CONNECTIONS, 0, opts.duration);
-    const cpuAfter = { maxine: cpuSeconds(maxine.pid), upstreams: upstreamCpu() };
+    const cpuAfter = { maxine: cpuSeconds(maxine.pid), main: mainThreadCpuSeconds(maxine.pid), upstreams: upstreamCpu() };
     const after = await checkerStats(maxine);
     const seconds = (after.at - before.at) / 1000;
-    const cores = { maxine: (cpuAfter.maxine - cpuBefore.maxine) / seconds, upstreams: (cpuAfter.upstreams - cpuBefore.upstreams) / seconds };
+    const cores = {
+      maxine: (cpuAfter.maxine - cpuBefore.maxine) / seconds,
+      main: (cpuAfter.main - cpuBefore.main) / seconds,
+      upstreams: (cpuAfter.upstreams - cpuBefore.upstreams) / seconds,
+    };
     if (snapshotTime(maxine) !== snapshotBefore) console.log(`  ${tag}  note: Maxine wrote a snapshot during the measured run`);
     const probesPerSec = (after.checks.probes - before.checks.probes) / seconds;
     const c = after.checks;
     console.log(
-      `  ${tag}  ${target.label.padEnd(10)}  ${fmtLoad(load)}  | CPU cores: Maxine ${fmtNum(cores.maxine, 2)}, upstreams ${fmtNum(cores.upstreams, 2)}` +
+      `  ${tag}  ${target.label.padEnd(10)}  ${fmtLoad(load)}  | CPU cores: Maxine ${fmtNum(cores.maxine, 2)} (main thread ${fmtNum(cores.main, 2)}), upstreams ${fmtNum(cores.upstreams, 2)}` +
         (checksOn ? ` | ${fmtNum(probesPerSec)} probes/s, ${c.failures} failed, lag ${fmtNum(c.lagMs)} ms` : ''),
     );
     if (checksOn) {
@@ -327,7 +333,7 @@ async function checksVariant(checksOn: boolean, upstreams: readonly Upstream[], 
     if (checksOn && (atRate.checks.failures > 0 || atRate.checks.lagMs > MAX_LAG_MS)) {
       throw new Error(`the checker failed or fell behind during the fixed-rate run: ${fmtChecker(atRate.checks)}`);
     }
-    return { load, fixed, probesPerSec, passes: c.passes, maxineCores: cores.maxine };
+    return { load, fixed, probesPerSec, passes: c.passes, maxineCores: cores.maxine, mainThreadCores: cores.main };
   } finally {
     await maxine.stop();
   }
@@ -406,7 +412,8 @@ const checks10k: Scenario = {
           decimals: 2,
           detail:
             `rounds ${samples.on.map((s, i) => fmtNum(s.load.rps / samples.off[i]!.load.rps, 2)).join(' ')} | on ${fmtLoad(on)} | off ${fmtLoad(off)} | ` +
-            `Maxine CPU cores on ${fmtNum(meanOf(samples.on.map((s) => s.maxineCores)), 2)}, off ${fmtNum(meanOf(samples.off.map((s) => s.maxineCores)), 2)}`,
+            `Maxine CPU cores on ${fmtNum(meanOf(samples.on.map((s) => s.maxineCores)), 2)}, off ${fmtNum(meanOf(samples.off.map((s) => s.maxineCores)), 2)} | ` +
+            `main thread on ${fmtNum(meanOf(samples.on.map((s) => s.mainThreadCores)), 2)}, off ${fmtNum(meanOf(samples.off.map((s) => s.mainThreadCores)), 2)}`,
         },
       ];
     } finally {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Catalog } from '../core/catalog.ts';
 import { testInstance } from '../core/fixtures.ts';
 import type { KvCollection } from '../core/kv-collection.ts';
 import { NOTIFIED_KV_PREFIX, notifiedRecords, type NotifiedRecord } from './notified-records.ts';
 import type { AlertPayload } from './webhooks.ts';
+import { closedAfterEach } from '../../test/helpers/closed-after-each.ts';
 
 function payload(fingerprint: string, overrides: Partial<AlertPayload> = {}): AlertPayload {
   return {
@@ -62,18 +63,7 @@ class Setup {
   }
 }
 
-let setups: Setup[] = [];
-
-function setup(): Setup {
-  const created = new Setup();
-  setups.push(created);
-  return created;
-}
-
-afterEach(() => {
-  for (const s of setups) s.close();
-  setups = [];
-});
+const setup = closedAfterEach(() => new Setup());
 
 describe('notified records', () => {
   test('records already in the KV are read at construction', () => {

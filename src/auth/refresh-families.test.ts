@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Catalog } from '../core/catalog.ts';
 import { ARRIVAL_GRACE_MS, RefreshFamilies, RefreshFamilyError, RefreshFamilyLagError, REFRESH_KV_PREFIX, type RefreshFamilyRecord } from './refresh-families.ts';
 import { Sessions, type IssuedSession, type VerifiedRefresh } from './sessions.ts';
 import { configuredKeyRing } from './signing-keys.ts';
 import type { UserRecord } from './users.ts';
+import { closedAfterEach } from '../../test/helpers/closed-after-each.ts';
 
 const ring = await configuredKeyRing({
   jwtSecret: 'refresh-families-test-secret-0123456789abcdef',
@@ -75,16 +76,7 @@ class Setup {
   }
 }
 
-let setups: Setup[] = [];
-function setup(): Setup {
-  const created = new Setup();
-  setups.push(created);
-  return created;
-}
-afterEach(() => {
-  for (const s of setups) s.close();
-  setups = [];
-});
+const setup = closedAfterEach(() => new Setup());
 
 const refusal = (kind: RefreshFamilyError['kind']) => (error: unknown) => error instanceof RefreshFamilyError && error.kind === kind;
 

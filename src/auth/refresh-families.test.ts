@@ -86,7 +86,7 @@ describe('refresh families', () => {
     const issued = await s.families.start(user('ann'));
     const token = await s.verify(issued);
     assert.match(token.family, /^[A-Za-z0-9_-]{22}$/);
-    assert.deepEqual(s.record(token.family), { uid: 'uid-of-ann', userName: 'ann', jti: token.jti, expiresAt: issued.refreshExpiresAt });
+    assert.deepEqual(s.record(token.family), { uid: 'uid-of-ann', userName: 'ann', jti: token.jti, seq: 1, expiresAt: issued.refreshExpiresAt });
     assert.equal(issued.refreshExpiresAt, token.expiresAt, "the record keeps the token's own expiry");
     assert.ok(Math.abs(issued.refreshExpiresAt - (Date.now() + REFRESH_TTL_SEC * 1000)) < 2000);
     assert.equal(s.writes.length, 1, 'one KV write per sign-in');
@@ -151,8 +151,7 @@ describe('refresh families', () => {
     const s = setup();
     const first = await s.verify(await s.families.start(user('ann')));
     const before = s.catalog.kvGet(REFRESH_KV_PREFIX + first.family)!;
-    // A rotation a second later (expiries are whole seconds), which this replica's KV then "forgets" (the feed has not delivered it).
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // A rotation, almost always in the same second as the sign-in (equal expiries: only the sequence tells the tokens apart), which this replica's KV then "forgets" (the feed has not delivered it).
     const second = await s.verify(await s.families.rotate(first, user('ann')));
     s.put(REFRESH_KV_PREFIX + first.family, before);
     await assert.rejects(s.families.rotate(second, user('ann')), RefreshFamilyLagError);
@@ -162,16 +161,16 @@ describe('refresh families', () => {
   test('a session started on another replica moments ago is "try again" until it arrives; one seen to end here is refused at once', async () => {
     const s = setup();
     // Signed by another replica: the family's record has not reached this one.
-    const elsewhere = await s.sessions.issue(user('ann'), { family: 'B'.repeat(22), jti: 'j-1' });
+    const elsewhere = await s.sessions.issue(user('ann'), { family: 'B'.repeat(22), jti: 'j-1', seq: 1 });
     const token = await s.verify(elsewhere);
     await assert.rejects(s.families.rotate(token, user('ann')), RefreshFamilyLagError);
     assert.deepEqual(s.writes, [], 'nothing written, nothing revoked');
     // The record arrives: the same token now rotates.
-    s.put(REFRESH_KV_PREFIX + token.family, JSON.stringify({ uid: token.uid, userName: 'ann', jti: token.jti, expiresAt: token.expiresAt }));
+    s.put(REFRESH_KV_PREFIX + token.family, JSON.stringify({ uid: token.uid, userName: 'ann', jti: token.jti, seq: token.seq, expiresAt: token.expiresAt }));
     const next = await s.verify(await s.families.rotate(token, user('ann')));
     assert.equal(next.family, token.family);
     // Never arriving, it ends with the grace.
-    const lost = await s.verify(await s.sessions.issue(user('ann'), { family: 'C'.repeat(22), jti: 'j-2' }));
+    const lost = await s.verify(await s.sessions.issue(user('ann'), { family: 'C'.repeat(22), jti: 'j-2', seq: 1 }));
     s.now = lost.issuedAt + ARRIVAL_GRACE_MS - 1;
     await assert.rejects(s.families.rotate(lost, user('ann')), RefreshFamilyLagError);
     s.now = lost.issuedAt + ARRIVAL_GRACE_MS;
@@ -185,7 +184,7 @@ describe('refresh families', () => {
 
   test('sign-out of a session this replica has not seen yet ends it all the same', async () => {
     const s = setup();
-    const token = await s.verify(await s.sessions.issue(user('ann'), { family: 'D'.repeat(22), jti: 'j-1' }));
+    const token = await s.verify(await s.sessions.issue(user('ann'), { family: 'D'.repeat(22), jti: 'j-1', seq: 1 }));
     await s.families.end(token);
     assert.deepEqual(s.writes, [[REFRESH_KV_PREFIX + token.family, null]]);
   });

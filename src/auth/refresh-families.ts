@@ -33,6 +33,8 @@ export interface RefreshFamilyRecord {
   readonly userName: string;
   /** The id of the one refresh token of the family that may still be used. */
   readonly jti: string;
+  /** That token's place in the family (RefreshClaims.seq): a token with a higher one is newer than this record. */
+  readonly seq: number;
   /** Epoch ms: when that refresh token expires, and with it the family unless it is refreshed. */
   readonly expiresAt: number;
 }
@@ -40,8 +42,9 @@ export interface RefreshFamilyRecord {
 function parseFamily(value: unknown): RefreshFamilyRecord | null {
   if (typeof value !== 'object' || value === null) return null;
   const v = value as Record<string, unknown>;
-  const ok = typeof v.uid === 'string' && typeof v.userName === 'string' && typeof v.jti === 'string' && Number.isSafeInteger(v.expiresAt);
-  return ok ? { uid: v.uid as string, userName: v.userName as string, jti: v.jti as string, expiresAt: v.expiresAt as number } : null;
+  const ok =
+    typeof v.uid === 'string' && typeof v.userName === 'string' && typeof v.jti === 'string' && Number.isSafeInteger(v.seq) && Number.isSafeInteger(v.expiresAt);
+  return ok ? { uid: v.uid as string, userName: v.userName as string, jti: v.jti as string, seq: v.seq as number, expiresAt: v.expiresAt as number } : null;
 }
 
 /** A refresh token that is no longer a credential; the message is safe to show and to log. */
@@ -99,7 +102,7 @@ export class RefreshFamilies {
 
   /** A new session (sign-in, change of password): one KV write. */
   start(user: UserRecord): Promise<IssuedSession> {
-    return this.issue(user, randomBytes(FAMILY_ID_BYTES).toString('base64url'));
+    return this.issue(user, randomBytes(FAMILY_ID_BYTES).toString('base64url'), 1);
   }
 
   /** The family's next tokens for its current refresh token (one KV write); a spent token revokes the family. */
@@ -112,7 +115,7 @@ export class RefreshFamilies {
     }
     // From the check to marking the family as rotating nothing awaits: a concurrent refresh cannot slip in between.
     if (this.standing(token) === 'spent') return this.revoke(token.family);
-    const rotation = this.issue(user, token.family);
+    const rotation = this.issue(user, token.family, token.seq + 1);
     this.rotating.set(token.family, rotation);
     try {
       return await rotation;
@@ -169,8 +172,8 @@ export class RefreshFamilies {
     }
     if (record === undefined || record.uid !== token.uid || record.expiresAt <= this.options.clock()) throw new RefreshFamilyError('ended', ENDED);
     if (record.jti === token.jti) return 'current';
-    // The record keeps its refresh token's expiry, and every rotation moves it on: a later expiry than the record's means a later token.
-    if (token.expiresAt > record.expiresAt) {
+    // Every rotation numbers its token one more (expiries, in whole seconds, may not move within a second).
+    if (token.seq > record.seq) {
       if (lagIsError) throw new RefreshFamilyLagError('This replica has not yet seen the latest refresh of this session; try again.');
       return 'current';
     }
@@ -199,10 +202,10 @@ export class RefreshFamilies {
     throw new RefreshFamilyError('reused', REUSED);
   }
 
-  private async issue(user: UserRecord, family: string): Promise<IssuedSession> {
+  private async issue(user: UserRecord, family: string, seq: number): Promise<IssuedSession> {
     const jti = randomUUID();
-    const issued = await this.options.sessions.issue(user, { family, jti });
-    const record: RefreshFamilyRecord = { uid: user.uid, userName: user.userName, jti, expiresAt: issued.refreshExpiresAt };
+    const issued = await this.options.sessions.issue(user, { family, jti, seq });
+    const record: RefreshFamilyRecord = { uid: user.uid, userName: user.userName, jti, seq, expiresAt: issued.refreshExpiresAt };
     await this.options.write(this.records.keyOf(family), JSON.stringify(record));
     return issued;
   }

@@ -32,6 +32,8 @@ export interface IssuedSession extends IssuedAccess {
 export interface RefreshClaims {
   readonly family: string;
   readonly jti: string;
+  /** The token's place in its family: 1 for the sign-in's, one more for each refresh. */
+  readonly seq: number;
 }
 
 export interface VerifiedSession {
@@ -63,11 +65,11 @@ export class Sessions {
 
   /** An access token, and a refresh token that is the token `refresh.jti` of the family `refresh.family`. */
   async issue(user: UserRecord, refresh: RefreshClaims): Promise<IssuedSession> {
-    // Whole seconds, as in the token: the family's record keeps this very expiry, so a replica can tell a newer token from its record.
+    // Whole seconds, as in the token: the family's record keeps this very expiry.
     const refreshExp = Math.floor(Date.now() / 1000) + this.settings.refreshTtlSec;
     const [access, refreshToken] = await Promise.all([
       this.access(user),
-      this.sign(user, { typ: 'refresh', fam: refresh.family }, refresh.jti, refreshExp),
+      this.sign(user, { typ: 'refresh', fam: refresh.family, seq: refresh.seq }, refresh.jti, refreshExp),
     ]);
     return { ...access, refreshToken, refreshExpiresAt: refreshExp * 1000 };
   }
@@ -87,8 +89,11 @@ export class Sessions {
   async verifyRefresh(token: string): Promise<VerifiedRefresh> {
     const { session, payload } = await this.claims(token, 'refresh');
     // Refresh tokens issued before families existed carry none: they end with a sign-in.
-    if (typeof payload.fam !== 'string' || !FAMILY_ID.test(payload.fam) || typeof payload.jti !== 'string') throw new SessionError('The session has ended; sign in again.');
-    return { ...session, family: payload.fam, jti: payload.jti };
+    const seq = payload.seq;
+    if (typeof payload.fam !== 'string' || !FAMILY_ID.test(payload.fam) || typeof payload.jti !== 'string' || !Number.isSafeInteger(seq) || (seq as number) < 1) {
+      throw new SessionError('The session has ended; sign in again.');
+    }
+    return { ...session, family: payload.fam, jti: payload.jti, seq: seq as number };
   }
 
   private async claims(token: string, type: TokenType): Promise<{ session: VerifiedSession; payload: JWTPayload }> {
@@ -112,7 +117,7 @@ export class Sessions {
     return { session: { userName: payload.sub!, uid: payload.uid, version: payload.ver as number, expiresAt: payload.exp! * 1000, issuedAt: (payload.iat ?? 0) * 1000 }, payload };
   }
 
-  private sign(user: UserRecord, claims: { typ: TokenType; fam?: string }, jti: string, exp: number): Promise<string> {
+  private sign(user: UserRecord, claims: { typ: TokenType; fam?: string; seq?: number }, jti: string, exp: number): Promise<string> {
     const { signer } = this.keys();
     // The role is informative only: every request reads the user's current role.
     return new SignJWT({ role: user.role, uid: user.uid, ver: user.version, ...claims })

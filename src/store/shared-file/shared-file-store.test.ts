@@ -45,6 +45,21 @@ describe('shared-file store', () => {
     assert.equal(catalog.revision, 200);
   });
 
+  test('a write issued the moment the previous one resolves is written at once, not left for the next write to pick up', async (t) => {
+    const { open } = await sharedDir(t);
+    // No leadership renewal or lease flush comes along to start the log writer again.
+    const { store } = await open('a', { leaderLeaseMs: 60_000, leaderRenewMs: 20_000 });
+    await waitFor(() => store.leadership().isLeader, 'the initial claim');
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the second write was still waiting after 1 s')), 1000)));
+    t.after(() => clearTimeout(timer));
+    for (let i = 0; i < 20; i++) {
+      // `then` runs as the first write's commit answers it, before the log writer has finished its round.
+      const second = store.putKv('first', String(i)).then(() => store.putKv('second', String(i)));
+      await Promise.race([second, stalled]);
+    }
+  });
+
   test('three replicas writing 300 changes each, interleaved, lose and duplicate nothing', async (t) => {
     const { open } = await sharedDir(t);
     const replicas = await Promise.all(['a', 'b', 'c'].map((id) => open(id)));

@@ -337,20 +337,24 @@ export class SharedFileStore implements RegistryStore {
 
   private enqueue(op: Op): void {
     this.batch.push(op);
-    this.pumpRun ??= this.pump().finally(() => {
-      this.pumpRun = null;
-    });
+    this.pumpRun ??= this.pump();
   }
 
   /** Appends batches until no write is waiting. */
   private async pump(): Promise<void> {
-    while (this.batch.length > 0) {
-      // The batch is taken when the log is free, so it holds every write issued until then.
-      await this.exclusive(() => {
-        const batch = this.batch;
-        this.batch = [];
-        return this.commit(batch);
-      });
+    try {
+      while (this.batch.length > 0) {
+        // The batch is taken when the log is free, so it holds every write issued until then.
+        await this.exclusive(() => {
+          const batch = this.batch;
+          this.batch = [];
+          return this.commit(batch);
+        });
+      }
+    } finally {
+      // Cleared in the same step as the loop's last look at the batch, not in a later callback: a write issued
+      // in between (by a caller the last commit resumed) would find this pump still set and wait for another write.
+      this.pumpRun = null;
     }
   }
 

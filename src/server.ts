@@ -238,6 +238,7 @@ export async function startMaxine(config: MaxineConfig, env: TracingEnv = proces
     security = await Security.open({
       catalog,
       write: (key, value) => registry.putKv(key, value),
+      writeIf: (key, expected, value) => registry.putKvIf(key, expected, value),
       isLeader: () => registry.leadership().isLeader,
       keys: {
         jwtSecret: config.jwtSecret,

@@ -29,6 +29,8 @@ class Setup {
   readonly catalog = new Catalog(100);
   readonly warnings: string[] = [];
   readonly writes: Array<[string, string | null]> = [];
+  /** The store's KV: ahead of the catalog while a change is on its way. */
+  readonly store = new Map<string, string>();
   readonly sessions = new Sessions(() => ring!, { accessTtlSec: 60, refreshTtlSec: REFRESH_TTL_SEC });
   now = Date.now();
   leader = true;
@@ -43,6 +45,7 @@ class Setup {
     return new RefreshFamilies({
       catalog: this.catalog,
       write: (key, value) => this.write(key, value),
+      writeIf: (key, expected, value) => this.writeIf(key, expected, value),
       sessions: this.sessions,
       isLeader: () => this.leader,
       clock: () => this.now,
@@ -51,15 +54,31 @@ class Setup {
     });
   }
 
-  /** As registry.putKv: resolves once the catalog has the change, a little later than called. */
+  /** As registry.putKv: the store has the change at once; this replica's catalog a little later, when the write resolves. */
   async write(key: string, value: string | null): Promise<void> {
     this.writes.push([key, value]);
+    this.elsewhere(key, value);
     await new Promise((resolve) => setImmediate(resolve));
     this.put(key, value);
   }
 
+  /** As registry.putKvIf: the comparison is the store's, against what it holds (which the catalog may not have yet). */
+  async writeIf(key: string, expected: string | null, value: string | null): Promise<boolean> {
+    if ((this.store.get(key) ?? null) !== expected) return false;
+    await this.write(key, value);
+    return true;
+  }
+
+  /** A change made on another replica and delivered here. */
   put(key: string, value: string | null): void {
+    this.elsewhere(key, value);
     this.catalog.apply({ kind: 'kv', revision: ++this.revision, key, value });
+  }
+
+  /** A change made on another replica that the store holds but the feed has not delivered here yet. */
+  elsewhere(key: string, value: string | null): void {
+    if (value === null) this.store.delete(key);
+    else this.store.set(key, value);
   }
 
   verify(issued: IssuedSession): Promise<VerifiedRefresh> {
@@ -182,6 +201,31 @@ describe('refresh families', () => {
     await assert.rejects(s.families.rotate(mine, user('ann')), refusal('ended'));
   });
 
+  test('a refresh racing a sign-out made on another replica ends: the session is not brought back', async () => {
+    const s = setup();
+    const token = await s.verify(await s.families.start(user('ann')));
+    const key = REFRESH_KV_PREFIX + token.family;
+    s.elsewhere(key, null);
+    await assert.rejects(s.families.rotate(token, user('ann')), (error: unknown) => {
+      assert.ok(refusal('ended')(error));
+      assert.match((error as Error).message, /changed on another replica/);
+      return true;
+    });
+    assert.equal(s.store.get(key), undefined, 'the store still has no record of the session');
+    s.put(key, null);
+    await assert.rejects(s.families.rotate(token, user('ann')), refusal('ended'));
+  });
+
+  test('the same token refreshed on two replicas at once: the rotation recorded second is refused and revokes the family', async () => {
+    const s = setup();
+    const token = await s.verify(await s.families.start(user('ann')));
+    const key = REFRESH_KV_PREFIX + token.family;
+    const there = await s.verify(await s.sessions.issue(user('ann'), { family: token.family, jti: 'rotated-there', seq: 2 }));
+    s.elsewhere(key, JSON.stringify({ uid: there.uid, userName: 'ann', jti: there.jti, seq: 2, expiresAt: there.expiresAt }));
+    await assert.rejects(s.families.rotate(token, user('ann')), refusal('ended'));
+    assert.equal(s.store.get(key), undefined, 'both sets of tokens stop: the family is deleted');
+  });
+
   test('sign-out of a session this replica has not seen yet ends it all the same', async () => {
     const s = setup();
     const token = await s.verify(await s.sessions.issue(user('ann'), { family: 'D'.repeat(22), jti: 'j-1', seq: 1 }));
@@ -224,6 +268,17 @@ describe('refresh families', () => {
     assert.equal(await s.families.sweep(), 1);
     assert.equal(s.record(short.family), undefined);
     assert.ok(s.record(long.family) !== undefined, 'a family still in force stays');
+  });
+
+  test('the sweep leaves a family that was refreshed on another replica after this one saw it expire', async () => {
+    const s = setup();
+    const token = await s.verify(await s.families.start(user('ann')));
+    const key = REFRESH_KV_PREFIX + token.family;
+    const renewed = JSON.stringify({ ...s.record(token.family), jti: 'rotated-there', seq: 2, expiresAt: s.record(token.family)!.expiresAt + 60_000 });
+    s.elsewhere(key, renewed);
+    s.now = s.record(token.family)!.expiresAt;
+    assert.equal(await s.families.sweep(), 0);
+    assert.equal(s.store.get(key), renewed);
   });
 
   test('the sweep runs on its own timer', async () => {

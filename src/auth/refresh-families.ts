@@ -3,7 +3,7 @@ import type { Catalog } from '../core/catalog.ts';
 import { KvCollection } from '../core/kv-collection.ts';
 import { SECURITY_KV_PREFIX } from './security-kv.ts';
 import type { IssuedSession, Sessions, VerifiedRefresh } from './sessions.ts';
-import type { KvWriter, UserRecord } from './users.ts';
+import type { KvConditionalWriter, KvWriter, UserRecord } from './users.ts';
 
 /** One record per session: under the security prefix, so it never leaves a replica through events. */
 export const REFRESH_KV_PREFIX = `${SECURITY_KV_PREFIX}refresh/`;
@@ -66,10 +66,14 @@ export class RefreshFamilyLagError extends Error {}
 
 const ENDED = 'The session has ended; sign in again.';
 const REUSED = 'This refresh token was already used; the session is revoked. Sign in again.';
+const CHANGED =
+  'The session changed on another replica during this refresh (it was signed out, or this refresh token was presented there too); it has ended. Sign in again.';
 
 export interface RefreshFamiliesOptions {
   readonly catalog: Catalog;
   readonly write: KvWriter;
+  /** Rotations and the sweep replace a record only while it is still the version they read. */
+  readonly writeIf: KvConditionalWriter;
   readonly sessions: Sessions;
   /** Only the leader sweeps, so replicas do not delete the same records over one another. */
   readonly isLeader: () => boolean;
@@ -115,7 +119,9 @@ export class RefreshFamilies {
     }
     // From the check to marking the family as rotating nothing awaits: a concurrent refresh cannot slip in between.
     if (this.standing(token) === 'spent') return this.revoke(token.family);
-    const rotation = this.issue(user, token.family, token.seq + 1);
+    // The record is replaced only while the store still holds the version checked: a sign-out or a rotation
+    // made meanwhile on another replica (not yet delivered here) is not overwritten, and the session is not brought back.
+    const rotation = this.issue(user, token.family, token.seq + 1, this.records.stored(token.family)!);
     this.rotating.set(token.family, rotation);
     try {
       return await rotation;
@@ -142,8 +148,9 @@ export class RefreshFamilies {
       for (const name of expired) {
         // Leadership can move mid-sweep; the next leader finishes the rest.
         if (!this.options.isLeader()) break;
-        await this.options.write(this.records.keyOf(name), null);
-        swept++;
+        const stored = this.records.stored(name);
+        // Only the expired version: a family refreshed on another replica since (a clock behind this one) lives on.
+        if (stored !== undefined && (await this.options.writeIf(this.records.keyOf(name), stored, null))) swept++;
       }
     } catch (error) {
       this.options.onWarning(`Deleting expired sessions failed; will retry: ${String(error)}`);
@@ -202,11 +209,19 @@ export class RefreshFamilies {
     throw new RefreshFamilyError('reused', REUSED);
   }
 
-  private async issue(user: UserRecord, family: string, seq: number): Promise<IssuedSession> {
+  /** A new family's first tokens, or (`replacing`: the stored record rotated) its next ones. */
+  private async issue(user: UserRecord, family: string, seq: number, replacing?: string): Promise<IssuedSession> {
     const jti = randomUUID();
     const issued = await this.options.sessions.issue(user, { family, jti, seq });
     const record: RefreshFamilyRecord = { uid: user.uid, userName: user.userName, jti, seq, expiresAt: issued.refreshExpiresAt };
-    await this.options.write(this.records.keyOf(family), JSON.stringify(record));
+    const key = this.records.keyOf(family);
+    if (replacing === undefined) {
+      await this.options.write(key, JSON.stringify(record));
+    } else if (!(await this.options.writeIf(key, replacing, JSON.stringify(record)))) {
+      // Signed out there: nothing left to delete. The same token presented there: a reuse, which revokes the family.
+      await this.options.write(key, null);
+      throw new RefreshFamilyError('ended', CHANGED);
+    }
     return issued;
   }
 }

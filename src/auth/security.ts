@@ -11,12 +11,14 @@ import { RefreshFamilies } from './refresh-families.ts';
 import { ServiceTokens } from './service-tokens.ts';
 import { Sessions, type SessionSettings } from './sessions.ts';
 import { configuredKeyRing, GeneratedKeys, type KeyRing, type KeySettings } from './signing-keys.ts';
-import { Users, type KvWriter } from './users.ts';
+import { Users, type KvConditionalWriter, type KvWriter } from './users.ts';
 
 export interface SecurityOptions {
   readonly catalog: Catalog;
   /** Writes to the store's KV (registry.putKv): resolves once this replica's catalog has the change. */
   readonly write: KvWriter;
+  /** Compare-and-set on the store's KV (registry.putKvIf), for state two replicas may change at once (sessions). */
+  readonly writeIf: KvConditionalWriter;
   /** Whether this replica leads now: only the leader creates the first users and deletes expired sessions. */
   readonly isLeader: () => boolean;
   readonly keys: KeySettings;
@@ -64,6 +66,7 @@ export class Security {
     this.families = new RefreshFamilies({
       catalog: options.catalog,
       write: options.write,
+      writeIf: options.writeIf,
       sessions: this.sessions,
       isLeader: options.isLeader,
       clock,

@@ -33,6 +33,8 @@ export const USER_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$';
 const USER_NAME = new RegExp(USER_NAME_PATTERN);
 
 export type KvWriter = (key: string, value: string | null) => Promise<void>;
+/** Compare-and-set on the store's KV (registry.putKvIf): resolves to whether the stored value was `expected` and is now `value`. */
+export type KvConditionalWriter = (key: string, expected: string | null, value: string | null) => Promise<boolean>;
 
 export class UserError extends Error {
   constructor(

@@ -55,6 +55,11 @@ export class KvCollection<T> {
     return this.records.keys();
   }
 
+  /** The record's value as stored (what a compare-and-set of it expects), or undefined. */
+  stored(name: string): string | undefined {
+    return this.catalog.kvGet(this.keyOf(name));
+  }
+
   /** The KV key a record named `name` is stored under. */
   keyOf(name: string): string {
     return this.prefix + name;

@@ -3,7 +3,7 @@ import { ForwardingStore } from '../store/forwarding-store.ts';
 import { FencedError, StoreUnavailableError, type RegistryStore } from '../store/store.ts';
 
 /** The store writes that are timed. */
-export type StoreOperation = 'upsert' | 'update' | 'remove' | 'putKv' | 'expire' | 'evict';
+export type StoreOperation = 'upsert' | 'update' | 'remove' | 'putKv' | 'putKvIf' | 'expire' | 'evict';
 
 /** unavailable: the backend could not take the write (clients got 503); fenced: a stale leader's write; other: a bug. */
 export type StoreErrorKind = 'unavailable' | 'fenced' | 'other';
@@ -58,6 +58,10 @@ class InstrumentedStore extends ForwardingStore {
 
   override putKv(key: string, value: string | null): Promise<number> {
     return this.timed('putKv', () => this.inner.putKv(key, value));
+  }
+
+  override putKvIf(key: string, expected: string | null, value: string | null): Promise<number | null> {
+    return this.timed('putKvIf', () => this.inner.putKvIf(key, expected, value));
   }
 
   private async timed<T>(operation: StoreOperation, write: () => Promise<T>): Promise<T> {

@@ -243,6 +243,7 @@ describe('instrumented store', () => {
     putKv: async () => {
       throw new Error('a bug');
     },
+    putKvIf: async () => null,
     leadership: () => NO_LEADER,
     health: () => REACHABLE,
     close: async () => undefined,
@@ -264,6 +265,7 @@ describe('instrumented store', () => {
     await assert.rejects(store.remove(instance, 'deregistered'), StoreUnavailableError);
     await assert.rejects(store.evict(instance, 1), FencedError);
     await assert.rejects(store.putKv('k', 'v'), /a bug/);
+    assert.equal(await store.putKvIf('k', null, 'v'), null, 'a refused compare-and-set is not an error');
     assert.equal(await store.expire(1, 1), 0);
     store.renew(instance, 1);
     assert.deepEqual(seen, [
@@ -271,6 +273,7 @@ describe('instrumented store', () => {
       ['remove', 'unavailable'],
       ['evict', 'fenced'],
       ['putKv', 'other'],
+      ['putKvIf', null],
       ['expire', null],
     ]);
     assert.deepEqual(renewed, ['a-1']);

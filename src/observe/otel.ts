@@ -163,6 +163,15 @@ class TracedStore extends ForwardingStore {
     return this.traced('putKv', { 'maxine.kv.key': key, 'maxine.kv.delete': value === null }, () => this.inner.putKv(key, value));
   }
 
+  override putKvIf(key: string, expected: string | null, value: string | null): Promise<number | null> {
+    return this.traced(
+      'putKvIf',
+      { 'maxine.kv.key': key, 'maxine.kv.delete': value === null },
+      () => this.inner.putKvIf(key, expected, value),
+      (revision) => ({ 'maxine.store.conflict': revision === null }),
+    );
+  }
+
   private storeAttributes(): Attributes {
     return { 'maxine.store.kind': this.kind };
   }

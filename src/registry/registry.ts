@@ -231,6 +231,11 @@ export class Registry {
     await this.write(() => this.options.store.putKv(key, value));
   }
 
+  /** Compare-and-set (the store's putKvIf): resolves to whether the write was made. */
+  async putKvIf(key: string, expected: string | null, value: string | null): Promise<boolean> {
+    return (await this.write(() => this.options.store.putKvIf(key, expected, value))) !== null;
+  }
+
   private renewEntry(key: InstanceKey, now: number): Instance | undefined {
     const entry = this.options.catalog.renew(key, now);
     if (entry === undefined) return undefined;

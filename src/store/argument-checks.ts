@@ -14,6 +14,13 @@ export function argumentChecks(store: string) {
     requireFinite(value: number, name: string): void {
       if (!Number.isFinite(value)) throw new TypeError(`${store}: ${name} must be a finite number`);
     },
+    /** A KV write's key, its value and (compare-and-set) the value it expects: strings, the values possibly null. */
+    kvArguments(key: string, value: string | null, expected: string | null): void {
+      const valueOk = (v: unknown) => v === null || typeof v === 'string';
+      if (typeof key !== 'string' || !valueOk(value) || !valueOk(expected)) {
+        throw new TypeError(`${store}: kv keys must be strings and values strings or null`);
+      }
+    },
     /** Refuses an instance the store could not read back, before it takes a revision. */
     validated(build: () => Instance): Instance {
       try {

@@ -46,6 +46,10 @@ export class ForwardingStore implements RegistryStore {
     return this.inner.putKv(key, value);
   }
 
+  putKvIf(key: string, expected: string | null, value: string | null): Promise<number | null> {
+    return this.inner.putKvIf(key, expected, value);
+  }
+
   leadership(): LeadershipState {
     return this.inner.leadership();
   }

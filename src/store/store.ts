@@ -42,6 +42,8 @@ export interface StateSource {
   /** The revision of the last change applied (0 for an empty catalog). */
   readonly revision: number;
   get(key: InstanceKey): Instance | undefined;
+  /** A KV entry's value as last applied. */
+  kvGet(key: string): string | undefined;
   /** Leases past their deadline (only meaningful when `leasesInCatalog`). */
   takeExpired(now: number): CatalogEntry[];
   /** Put back a lease taken by takeExpired whose removal failed. */
@@ -129,6 +131,15 @@ export interface RegistryStore {
   evict(key: InstanceKey, fencingToken: number): Promise<number | null>;
   /** Shared runtime state (runtime config, later policies and users). null deletes. */
   putKv(key: string, value: string | null): Promise<number>;
+  /**
+   * Compare-and-set on one KV entry: writes `value` (null deletes) only while
+   * the stored value is `expected` (null: absent), checked by the backend in
+   * the same atomic step. Resolves to the revision, or null when the stored
+   * value differs (nothing written). Two replicas acting on what they read
+   * (a session refreshed on one and ended on another) cannot then overwrite
+   * each other's decision.
+   */
+  putKvIf(key: string, expected: string | null, value: string | null): Promise<number | null>;
   leadership(): LeadershipState;
   /** Called on every request (the stale-read flag): no I/O, and no allocation while nothing changes. */
   health(): StoreHealth;

@@ -204,6 +204,39 @@ export function runClusterScenarios(backend: ClusterBackend, group: ScenarioGrou
     const signout = await c.call('POST', '/api/maxine/signout', { refreshToken }, AS_CLIENT);
     assert.equal(signout.status, 200, signout.text);
     assert.equal((await c.call('POST', '/api/maxine/refresh', { refreshToken }, AS_CLIENT)).status, 401);
+
+    // A sign-out on B and a refresh of the same token on C at once: whichever the store records first, the session
+    // ends. C must not bring it back by rotating a record B's sign-out already deleted (C may not have seen that yet).
+    let raced = ((await a.call('POST', '/api/maxine/signin', TEST_ADMIN, AS_CLIENT)).json as { refreshToken: string }).refreshToken;
+    for (let tries = 0; ; tries++) {
+      const res = await c.call('POST', '/api/maxine/refresh', { refreshToken: raced }, AS_CLIENT);
+      if (res.status === 200) {
+        raced = (res.json as { refreshToken: string }).refreshToken;
+        break;
+      }
+      assert.ok(res.status === 409 && tries < 150, `refreshing a new session on C: ${res.status} ${res.text}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const [out, refreshed] = await Promise.all([
+      b.call('POST', '/api/maxine/signout', { refreshToken: raced }, AS_CLIENT),
+      c.call('POST', '/api/maxine/refresh', { refreshToken: raced }, AS_CLIENT),
+    ]);
+    console.log(`[${backend.name}] sign-out on B and refresh on C at once: ${out.status} and ${refreshed.status}`);
+    assert.ok([200, 401].includes(out.status) && [200, 401].includes(refreshed.status), `${out.status} ${out.text}; ${refreshed.status} ${refreshed.text}`);
+    const newest = refreshed.status === 200 ? (refreshed.json as { refreshToken: string }).refreshToken : raced;
+    // Once every replica has both writes, none refreshes the session.
+    await waitFor(
+      async () => {
+        const revisions = await Promise.all(env.replicas.map(async (replica) => (await cluster(replica)).revision));
+        return revisions.every((revision) => revision === revisions[0]) ? true : undefined;
+      },
+      'every replica at the same revision',
+      5000,
+    );
+    for (const replica of env.replicas) {
+      const after = await replica.call('POST', '/api/maxine/refresh', { refreshToken: newest }, AS_CLIENT);
+      assert.equal(after.status, 401, `after the race, replica ${replica.instanceId} still refreshed the session (${after.status})`);
+    }
   });
 
   scenario('leadership', `${suite}: SIGKILL of the leader under registrations: a new leader in time, nothing acknowledged lost, expiry goes on`, async (t) => {

@@ -347,6 +347,52 @@ export function runStoreConformance(backend: ConformanceBackend): void {
     assert.deepEqual(delivered, [removedAt, next.modifyRevision], 'the refused updates delivered no change');
   });
 
+  test(`${suite}: putKvIf writes only while the entry holds the value expected, and of two replicas deciding at once one wins`, async (t) => {
+    const env = await setUp(t);
+    if (env === null) return;
+    const replicas = backend.shared ? await Promise.all([env.open(), env.open()]) : [await env.open()];
+    const [a, b] = [replicas[0]!, replicas.at(-1)!];
+    const created = await a.store.putKvIf('session/x', null, 'v1');
+    assert.ok(created !== null, 'expected absent, and it was');
+    assert.equal(a.catalog.kvGet('session/x'), 'v1', 'the writer has the value when the write resolves');
+    const before = a.catalog.picture();
+    assert.equal(await a.store.putKvIf('session/x', null, 'v2'), null, 'expected absent, but it is set');
+    assert.equal(await a.store.putKvIf('session/x', 'v0', 'v2'), null, 'expected another value');
+    assert.equal(await a.store.putKvIf('session/x', 'v1 ', null), null, 'a near match is no match');
+    assert.equal(await a.store.putKvIf('session/none', 'v1', 'v2'), null, 'expected a value, but the entry is absent');
+    assert.deepEqual(a.catalog.picture(), before, 'the refused writes changed nothing');
+    // Two at once on one replica (one batch, where a store batches): one creates the entry, the other finds it there.
+    const [first, second] = await Promise.all([a.store.putKvIf('session/y', null, '1'), a.store.putKvIf('session/y', null, '2')]);
+    assert.ok((first === null) !== (second === null), `one of two creations wins (${first}, ${second})`);
+    assert.equal(a.catalog.kvGet('session/y'), first !== null ? '1' : '2');
+    const settled = a.catalog.picture();
+
+    // Both replicas read v1 and act on it at once (a refresh here, a sign-out there): exactly one of them is recorded.
+    await waitFor(() => b.catalog.kvGet('session/x') === 'v1', 'the other replica to see v1');
+    const [fromA, fromB] = await Promise.all([a.store.putKvIf('session/x', 'v1', 'v2'), b.store.putKvIf('session/x', 'v1', null)]);
+    assert.equal([fromA, fromB].filter((revision) => revision !== null).length, 1, `one write wins (${fromA}, ${fromB})`);
+    const won = (fromA ?? fromB)!;
+    const expected = fromA !== null ? 'v2' : undefined;
+    for (const { catalog } of replicas) {
+      await waitFor(() => catalog.revision >= won, 'every replica to apply the winning write');
+      assert.equal(catalog.kvGet('session/x'), expected);
+    }
+    assert.deepEqual(
+      a.catalog.applied.filter((revision) => revision > settled.revision),
+      [won],
+      'refused writes delivered no change',
+    );
+
+    if (expected !== undefined) {
+      const deleted = await b.store.putKvIf('session/x', 'v2', null);
+      assert.ok(deleted !== null && deleted > won, 'a delete of the value expected');
+      await waitFor(() => a.catalog.revision >= deleted, 'the writer to see the delete');
+    }
+    assert.equal(a.catalog.kvGet('session/x'), undefined);
+    assert.equal(await a.store.putKvIf('session/x', 'v2', 'v3'), null, 'a deleted entry is not brought back');
+    assert.equal(a.catalog.kvGet('session/x'), undefined);
+  });
+
   test(`${suite}: update does not renew the lease: an instance updated before its deadline expires on time`, async (t) => {
     const env = await setUp(t);
     if (env === null) return;

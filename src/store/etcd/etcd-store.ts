@@ -20,7 +20,7 @@ import { decodeRecord, encodeRecord, leaseSeconds, validInstance, withRevisions 
 import { TombstoneLease } from './tombstone-lease.ts';
 import { argumentChecks } from '../argument-checks.ts';
 
-const { positive } = argumentChecks('etcd store');
+const { positive, kvArguments } = argumentChecks('etcd store');
 
 export interface EtcdStoreOptions extends ReplicaOptions {
   /** Client URLs of the etcd members (http://host:port); calls fail over between them. */
@@ -311,9 +311,7 @@ export class EtcdStore implements RegistryStore {
 
   async putKv(key: string, value: string | null): Promise<number> {
     const live = this.writable();
-    if (typeof key !== 'string' || (value !== null && typeof value !== 'string')) {
-      throw new TypeError('etcd store: kv keys must be strings and values strings or null');
-    }
+    kvArguments(key, value, null);
     return this.write(`cannot save ${JSON.stringify(key)}`, async (deadline) => {
       let revision: number;
       if (value === null) {
@@ -324,6 +322,31 @@ export class EtcdStore implements RegistryStore {
       } else {
         revision = Number((await this.client.kv.put({ key: this.keys.kv(key), value: Buffer.from(value) }, until(deadline))).header.revision);
       }
+      await live.feed.reached(revision, deadline + FEED_GRACE_MS - Date.now());
+      return revision;
+    });
+  }
+
+  async putKvIf(key: string, expected: string | null, value: string | null): Promise<number | null> {
+    const live = this.writable();
+    kvArguments(key, value, expected);
+    const stored = this.keys.kv(key);
+    return this.write(`cannot save ${JSON.stringify(key)}`, async (deadline) => {
+      const request: ITxnRequest = {
+        // etcd fails a Value comparison on a missing key, so "absent" is compared as version 0.
+        compare: [
+          expected === null
+            ? { key: stored, target: 'Version', result: 'Equal', version: 0 }
+            : { key: stored, target: 'Value', result: 'Equal', value: Buffer.from(expected) },
+        ],
+        success: [value === null ? { request_delete_range: { key: stored } } : { request_put: { key: stored, value: Buffer.from(value) } }],
+        failure: [],
+      };
+      const result = await this.client.kv.txn(request, until(deadline));
+      if (!result.succeeded) return null;
+      // Deleting what is not there changes nothing: no revision to wait for.
+      if (value === null && result.responses[0]?.response_delete_range.deleted === '0') return live.source.revision;
+      const revision = Number(result.header.revision);
       await live.feed.reached(revision, deadline + FEED_GRACE_MS - Date.now());
       return revision;
     });

@@ -22,7 +22,7 @@ import { restore } from './restore.ts';
 import { lockDataDir } from './dir-lock.ts';
 import { argumentChecks } from '../argument-checks.ts';
 
-const { positive, requireFinite, validated } = argumentChecks('memory store');
+const { positive, requireFinite, validated, kvArguments } = argumentChecks('memory store');
 
 export type { FsyncPolicy } from './log-writer.ts';
 
@@ -279,14 +279,20 @@ export class MemoryStore implements RegistryStore {
 
   async putKv(key: string, value: string | null): Promise<number> {
     const { sink, writer } = this.writable();
-    if (typeof key !== 'string' || (value !== null && typeof value !== 'string')) {
-      throw new TypeError('memory store: kv keys must be strings and values strings or null');
-    }
+    kvArguments(key, value, null);
     const rev = ++this.revision;
     const durable = this.append(writer, kvLine(rev, key, value));
     sink.apply({ kind: 'kv', revision: rev, key, value });
     await durable;
     return rev;
+  }
+
+  /** This process is the only writer: the check and the write happen in one synchronous step. */
+  async putKvIf(key: string, expected: string | null, value: string | null): Promise<number | null> {
+    const { source } = this.writable();
+    kvArguments(key, value, expected);
+    if ((source.kvGet(key) ?? null) !== expected) return null;
+    return this.putKv(key, value);
   }
 
   /** Takes a snapshot now (or joins the one in progress); rejects if it fails. */

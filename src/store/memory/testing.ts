@@ -65,6 +65,10 @@ export class FakeCatalog implements FeedSink, StateSource {
     return this.instances.get(keyOf(key))?.instance;
   }
 
+  kvGet(key: string): string | undefined {
+    return this.kv.get(key);
+  }
+
   renew(key: InstanceKey, renewedAt: number): void {
     const entry = this.instances.get(keyOf(key));
     if (entry) entry.renewedAt = renewedAt;

@@ -116,7 +116,7 @@ test('a replica behind a trimmed feed resyncs from a snapshot, at open and while
     client
       .multi()
       .addCommand(['CLIENT', 'KILL', 'ID', feedClient])
-      .addCommand(['EVAL', SCRIPTS.putKv.SCRIPT.toString(), '3', keys.rev, keys.kv, keys.feed, '10', 'missed', 'yes'])
+      .addCommand(['EVAL', SCRIPTS.putKv.SCRIPT.toString(), '3', keys.rev, keys.kv, keys.feed, '10', 'missed', 'any', '', 'set', 'yes'])
       .addCommand(['XTRIM', keys.feed, 'MAXLEN', '0'])
       .exec(),
   );

@@ -29,7 +29,7 @@ import { RenewalBatch } from './renewals.ts';
 import { keysFor, type Keys } from './scripts.ts';
 import { argumentChecks } from '../argument-checks.ts';
 
-const { positive, requireFinite, validated } = argumentChecks('redis store');
+const { positive, requireFinite, validated, kvArguments } = argumentChecks('redis store');
 
 export interface RedisStoreOptions extends ReplicaOptions {
   /** `redis://[:password@]host:port[/db]`, or `rediss://` for TLS. */
@@ -236,10 +236,17 @@ export class RedisStore implements RegistryStore {
 
   async putKv(key: string, value: string | null): Promise<number> {
     this.writable();
-    if (typeof key !== 'string' || (value !== null && typeof value !== 'string')) {
-      throw new TypeError('redis store: kv keys must be strings and values strings or null');
-    }
+    kvArguments(key, value, null);
     const revision = (await this.command('the kv write', (c) => c.putKv(this.keys, this.feedMaxLen, key, value))) as number;
+    await this.applied(revision);
+    return revision;
+  }
+
+  async putKvIf(key: string, expected: string | null, value: string | null): Promise<number | null> {
+    this.writable();
+    kvArguments(key, value, expected);
+    const revision = (await this.command('the kv write', (c) => c.putKv(this.keys, this.feedMaxLen, key, value, expected))) as number;
+    if (revision === 0) return null;
     await this.applied(revision);
     return revision;
   }

@@ -177,23 +177,33 @@ return {removed, tonumber(last), #due == limit and 1 or 0}`,
   transformReply: raw,
 });
 
-/** Sets (value given) or deletes (value null) a KV entry. Returns the revision. */
+/**
+ * Sets (value given) or deletes (value null) a KV entry. Returns the
+ * revision, or 0 when a condition was given and the stored value does not
+ * meet it ('absent', or 'equals' the expected value): nothing is written.
+ */
 const putKv = defineScript({
   NUMBER_OF_KEYS: 3,
   SCRIPT: `${REVISION}
+local condition = ARGV[3]
+if condition ~= 'any' then
+  local current = redis.call('HGET', KEYS[2], ARGV[2])
+  if (condition == 'absent' and current) or (condition == 'equals' and current ~= ARGV[4]) then return 0 end
+end
 local rev = revision(KEYS[1])
-if #ARGV == 3 then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], rev .. '-0', 'op', 'kv', 'key', ARGV[2], 'value', ARGV[3])
-  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+if ARGV[5] == 'set' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], rev .. '-0', 'op', 'kv', 'key', ARGV[2], 'value', ARGV[6])
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[6])
 else
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], rev .. '-0', 'op', 'kv', 'key', ARGV[2])
   redis.call('HDEL', KEYS[2], ARGV[2])
 end
 return tonumber(rev)`,
-  parseCommand(parser: CommandParser, k: Keys, maxLen: number, key: string, value: string | null) {
+  /** `expected`: undefined writes unconditionally, null only while the entry is absent, a string only while it holds that. */
+  parseCommand(parser: CommandParser, k: Keys, maxLen: number, key: string, value: string | null, expected?: string | null) {
     keys(parser, k.rev, k.kv, k.feed);
-    parser.push(String(maxLen), key);
-    if (value !== null) parser.push(value);
+    const condition = expected === undefined ? 'any' : expected === null ? 'absent' : 'equals';
+    parser.push(String(maxLen), key, condition, expected ?? '', value === null ? 'delete' : 'set', value ?? '');
   },
   transformReply: raw,
 });

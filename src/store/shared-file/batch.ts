@@ -27,7 +27,8 @@ export type Op =
   /** Compare-and-set on `instance.modifyRevision`; `token` null when not leader-only. */
   | { readonly kind: 'update'; readonly instance: Instance; readonly renewedAt: number; readonly token: number | null; readonly done: Settle<Instance | null> }
   | { readonly kind: 'remove'; readonly key: InstanceKey; readonly done: Settle<number | null> }
-  | { readonly kind: 'kv'; readonly key: string; readonly value: string | null; readonly done: Settle<number> }
+  /** With `expected`, compare-and-set on the stored value (null: absent); answered null when it differs. */
+  | { readonly kind: 'kv'; readonly key: string; readonly value: string | null; readonly expected?: string | null; readonly done: Settle<number | null> }
   | { readonly kind: 'expire'; readonly now: number; readonly token: number; readonly taken: readonly CatalogEntry[]; readonly done: Settle<number> }
   | { readonly kind: 'evict'; readonly key: InstanceKey; readonly token: number; readonly done: Settle<number | null> }
   | { readonly kind: 'renew'; readonly renewals: ReadonlyMap<Instance, number>; readonly done: Settle<void> }
@@ -114,6 +115,12 @@ export function compose(batch: readonly Op[], ctx: ComposeContext): Composition 
     const pending = written.get(keyString(key));
     return pending === undefined ? source.get(key) : (pending ?? undefined);
   };
+  // KV entries written earlier in this batch (null: deleted), ahead of the catalog.
+  const writtenKv = new Map<string, string | null>();
+  const kvValue = (key: string): string | null => {
+    const pending = writtenKv.get(key);
+    return pending === undefined ? (source.kvGet(key) ?? null) : pending;
+  };
   const remove = (key: InstanceKey, reason: 'deregistered' | 'expired' | 'evicted', token?: number): number => {
     const rev = ++revision;
     const entry: Entry = { op: 'remove', rev, service: key.service, id: key.id, reason };
@@ -160,8 +167,13 @@ export function compose(batch: readonly Op[], ctx: ComposeContext): Composition 
         break;
       }
       case 'kv': {
+        if (op.expected !== undefined && kvValue(op.key) !== op.expected) {
+          op.done.resolve(null);
+          break;
+        }
         const rev = ++revision;
         entries.push({ op: 'kv', rev, key: op.key, value: op.value });
+        writtenKv.set(op.key, op.value);
         commit.push(() => op.done.resolve(rev));
         break;
       }

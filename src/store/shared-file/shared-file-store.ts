@@ -20,7 +20,7 @@ import { fenceHolds, isLive, leadershipView } from './leadership.ts';
 import { encodeRecord } from './record.ts';
 import { argumentChecks } from '../argument-checks.ts';
 
-const { positive, requireFinite, validated } = argumentChecks('shared-file store');
+const { positive, requireFinite, validated, kvArguments } = argumentChecks('shared-file store');
 
 export interface SharedFileStoreOptions extends ReplicaOptions {
   /**
@@ -253,11 +253,17 @@ export class SharedFileStore implements RegistryStore {
 
   async putKv(key: string, value: string | null): Promise<number> {
     this.writable();
-    if (typeof key !== 'string' || (value !== null && typeof value !== 'string')) {
-      throw new TypeError('shared-file store: kv keys must be strings and values strings or null');
-    }
+    kvArguments(key, value, null);
     const { promise, done } = deferred<number>(this.writeTimeoutMs, 'the kv write');
     this.enqueue({ kind: 'kv', key, value, done });
+    return promise;
+  }
+
+  async putKvIf(key: string, expected: string | null, value: string | null): Promise<number | null> {
+    this.writable();
+    kvArguments(key, value, expected);
+    const { promise, done } = deferred<number | null>(this.writeTimeoutMs, 'the kv write');
+    this.enqueue({ kind: 'kv', key, value, expected, done });
     return promise;
   }
 

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { testInstance } from '../core/fixtures.ts';
 import type { HealthCheck } from '../core/instance.ts';
-import { BODY_LIMIT, Prober, failureReason, probeTarget } from './probe.ts';
-import { closedPort, httpCheck, sleep, startTcpListener, startUpstream, type TcpListener, type Upstream } from './test-upstreams.ts';
+import { BODY_LIMIT, Prober, connectTimeoutFor, failureReason, probeTarget } from './probe.ts';
+import { closedPort, httpCheck, sleep, startTcpListener, startUnansweredPort, startUpstream, type TcpListener, type Upstream } from './test-upstreams.ts';
 
 const tcpCheck = (timeoutMs = 500): HealthCheck => httpCheck({ type: 'tcp', path: '', statusMin: 0, statusMax: 0, timeoutMs });
 
@@ -104,6 +104,17 @@ describe('HTTP and TCP probes against real upstreams', () => {
     assert.equal((await probe(httpCheck({ timeoutMs: 400 }))).result, 'pass', 'slow but in time');
   });
 
+  test('the timeout covers connecting: an instance that never answers the connection fails in time, HTTP or TCP', async (t) => {
+    const unanswered = await startUnansweredPort();
+    t.after(() => unanswered.close());
+    for (const check of [httpCheck({ timeoutMs: 200 }), tcpCheck(200)]) {
+      const started = Date.now();
+      const outcome = await probe(check, unanswered.port);
+      assert.deepEqual([outcome.result, outcome.reason], ['fail', 'timed out after 200 ms'], check.type);
+      assert.ok(Date.now() - started < 1000, `${check.type}: answered after ${Date.now() - started} ms`);
+    }
+  });
+
   test('a reset connection and a closed port fail with a short reason', async () => {
     upstream.behaviour = { kind: 'reset' };
     const reset = await probe(httpCheck());
@@ -184,6 +195,17 @@ test('failureReason names the usual errors briefly', () => {
   assert.equal(failureReason(new Error('outer', { cause: coded('EHOSTUNREACH') })), 'host unreachable');
   assert.equal(failureReason(coded('ERR_TLS_CERT_ALTNAME_INVALID', 'bad cert')), 'TLS: bad cert');
   assert.equal(failureReason(new Error('a'.repeat(500))).length, 200);
+});
+
+test('checks share connect timeout classes: at least their timeout, at most twice it, a dozen in all', () => {
+  assert.deepEqual([50, 51, 100, 150, 2000, 2001, 10_000, 60_000].map(connectTimeoutFor), [50, 100, 100, 200, 3200, 3200, 12_800, 60_000]);
+  const classes = new Set<number>();
+  for (let ms = 50; ms <= 60_000; ms++) {
+    const connectMs = connectTimeoutFor(ms);
+    assert.ok(connectMs >= ms && connectMs < 2 * ms, `${ms} ms -> ${connectMs} ms`);
+    classes.add(connectMs);
+  }
+  assert.equal(classes.size, 12);
 });
 
 test('the Prober refuses options it cannot use', () => {

@@ -1,5 +1,5 @@
 import { connect as netConnect, isIP, type LookupFunction, type Socket } from 'node:net';
-import { Agent } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { isLinkLocalOrMetadataIp } from '../core/addresses.ts';
 import type { HealthCheck, Instance } from '../core/instance.ts';
 import { guardedLookup } from '../net/guarded-lookup.ts';
@@ -56,20 +56,26 @@ export interface ProberStats {
 }
 
 /**
- * Runs probes. HTTP probes share one undici Agent of their own (never the
- * proxy's or the global dispatcher), connections kept alive between probes
+ * Runs probes. HTTP probes go through undici Agents of their own (never the
+ * proxy's or the global dispatcher). A probe answers at its deadline
+ * whatever stage it is in; a connection attempt nobody answers (a host that
+ * is down, a firewall dropping packets) is ended by the connect timeout of
+ * the agent it went through, one agent per timeout class (at most twice the
+ * check's timeout), instead of lingering for long. Connections are kept alive between probes
  * within `keepAliveTimeoutMs` (one per instance in the steady state: an
- * instance is never probed twice at once), at most `maxSockets` of them
- * kept, every name resolved through the guarded lookup. Redirects are not followed: a 3xx is judged
- * by the status range.
+ * instance is never probed twice at once), at most `maxSockets` of them in
+ * all, every name resolved through the guarded lookup. Redirects are not
+ * followed: a 3xx is judged by the status range.
  */
 export class Prober {
-  private readonly agent: Agent;
+  /** By connect timeout (connectTimeoutFor): a dozen at most, however many timeouts the checks use. */
+  private readonly agents = new Map<number, Agent>();
   private readonly lookup: LookupFunction;
   private readonly allowLinkLocal: boolean;
   private readonly maxSockets: number;
+  private readonly keepAliveMs: number;
   private readonly clock: () => number;
-  /** Open connections per origin, following the agent's connect/disconnect events. */
+  /** Open connections per origin, following the agents' connect/disconnect events. */
   private readonly open = new Map<string, number>();
   private socketCount = 0;
   private connects = 0;
@@ -80,25 +86,11 @@ export class Prober {
     this.lookup = guardedLookup(options.allowLinkLocal);
     this.maxSockets = options.maxSockets ?? 16_384;
     this.clock = options.clock ?? Date.now;
-    const keepAlive = options.keepAliveTimeoutMs ?? 15_000;
+    this.keepAliveMs = options.keepAliveTimeoutMs ?? 15_000;
     if (!(Number.isSafeInteger(this.maxSockets) && this.maxSockets >= 1)) throw new RangeError(`maxSockets must be a positive integer, not ${this.maxSockets}`);
-    if (!(Number.isSafeInteger(keepAlive) && keepAlive >= 1)) throw new RangeError(`keepAliveTimeoutMs must be a positive integer, not ${keepAlive}`);
-    this.agent = new Agent({
-      // Per origin no limit of its own: the checker's concurrency bounds the probes in flight, and
-      // instances sharing an origin (path-prefixed ones behind one server) must not queue behind each other.
-      connections: null,
-      pipelining: 1,
-      keepAliveTimeout: keepAlive,
-      // Caps an instance's own (longer) Keep-Alive hint; shorter hints are honoured.
-      keepAliveMaxTimeout: keepAlive,
-      // The probe's own deadline (an abort signal) bounds connect + headers + body; these are backstops.
-      headersTimeout: 60_000,
-      bodyTimeout: 60_000,
-      connect: { lookup: this.lookup, timeout: 60_000 },
-    });
-    // The events carry the origin as a URL; requests name it as a string without the trailing '/'.
-    this.agent.on('connect', (origin) => this.counted(originOf(origin), +1));
-    this.agent.on('disconnect', (origin) => this.counted(originOf(origin), -1));
+    if (!(Number.isSafeInteger(this.keepAliveMs) && this.keepAliveMs >= 1)) {
+      throw new RangeError(`keepAliveTimeoutMs must be a positive integer, not ${this.keepAliveMs}`);
+    }
   }
 
   stats(): ProberStats {
@@ -107,61 +99,72 @@ export class Prober {
 
   async close(): Promise<void> {
     for (const socket of this.tcpSockets) socket.destroy();
-    await this.agent.destroy();
+    await Promise.all([...this.agents.values()].map((agent) => agent.destroy()));
   }
 
-  async probe(target: ProbeTarget, check: HealthCheck): Promise<ProbeOutcome> {
+  probe(target: ProbeTarget, check: HealthCheck): Promise<ProbeOutcome> {
+    return target.type === 'http' ? this.http(target, check) : this.tcpProbe(target, check);
+  }
+
+  /**
+   * One request dispatched with a handler that judges the response as it
+   * arrives: no response stream or abort signal per probe, which were most
+   * of a probe's cost on the probe thread.
+   */
+  private http(target: Extract<ProbeTarget, { type: 'http' }>, check: HealthCheck): Promise<ProbeOutcome> {
+    return new Promise<ProbeOutcome>((resolve) => {
+      const probe = new HttpProbe(check, this.clock, resolve);
+      try {
+        this.refuseLiteral(target.hostname);
+        // Beyond the socket cap, an origin without a connection of its own does not get one kept for it.
+        const reset = this.socketCount >= this.maxSockets && !this.open.has(target.origin);
+        this.agentFor(connectTimeoutFor(check.timeoutMs)).dispatch(
+          { origin: target.origin, path: target.path, method: 'GET', headers: PROBE_HEADERS, reset, headersTimeout: 0, bodyTimeout: 0 },
+          probe,
+        );
+      } catch (error) {
+        probe.failed(error);
+      }
+    });
+  }
+
+  private agentFor(connectTimeoutMs: number): Agent {
+    let agent = this.agents.get(connectTimeoutMs);
+    if (agent === undefined) {
+      agent = new Agent({
+        // Per origin no limit of its own: the checker's concurrency bounds the probes in flight, and
+        // instances sharing an origin (path-prefixed ones behind one server) must not queue behind each other.
+        connections: null,
+        pipelining: 1,
+        keepAliveTimeout: this.keepAliveMs,
+        // Caps an instance's own (longer) Keep-Alive hint; shorter hints are honoured.
+        keepAliveMaxTimeout: this.keepAliveMs,
+        // The probe's own deadline bounds headers and body.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        connect: { lookup: this.lookup, timeout: connectTimeoutMs },
+      });
+      // The events carry the origin as a URL; requests name it as a string without the trailing '/'.
+      agent.on('connect', (origin) => this.counted(originOf(origin), +1));
+      agent.on('disconnect', (origin) => this.counted(originOf(origin), -1));
+      this.agents.set(connectTimeoutMs, agent);
+    }
+    return agent;
+  }
+
+  private async tcpProbe(target: Extract<ProbeTarget, { type: 'tcp' }>, check: HealthCheck): Promise<ProbeOutcome> {
     const started = this.clock();
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), check.timeoutMs);
     let outcome: { result: ProbeResult; reason: string };
     try {
-      outcome = target.type === 'http' ? await this.http(target, check, controller.signal) : await this.tcp(target, controller.signal);
+      outcome = await this.tcp(target, controller.signal);
     } catch (error) {
-      outcome = { result: 'fail', reason: controller.signal.aborted ? `timed out after ${check.timeoutMs} ms` : failureReason(error) };
+      outcome = { result: 'fail', reason: controller.signal.aborted ? timedOut(check) : failureReason(error) };
     } finally {
       clearTimeout(timer);
     }
     return { ...outcome, durationMs: Math.max(0, this.clock() - started) };
-  }
-
-  private async http(target: Extract<ProbeTarget, { type: 'http' }>, check: HealthCheck, signal: AbortSignal) {
-    this.refuseLiteral(target.hostname);
-    // Beyond the socket cap, an origin without a connection of its own does not get one kept for it.
-    const reset = this.socketCount >= this.maxSockets && !this.open.has(target.origin);
-    const response = await this.agent.request({
-      origin: target.origin,
-      path: target.path,
-      method: 'GET',
-      headers: { 'user-agent': 'maxine-health-check', accept: '*/*' },
-      signal,
-      reset,
-    });
-    const status = response.statusCode;
-    const inRange = status >= check.statusMin && status <= check.statusMax;
-    if (!inRange || check.bodyMatch === '') {
-      await response.body.dump({ limit: DISCARD_LIMIT, signal });
-      if (inRange) return { result: 'pass' as const, reason: `HTTP ${status}` };
-      return { result: status === 429 ? ('warn' as const) : ('fail' as const), reason: `HTTP ${status}` };
-    }
-    const wanted = Buffer.from(check.bodyMatch, 'utf8');
-    let seen = Buffer.alloc(0);
-    let found = false;
-    for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      const before = seen.length;
-      seen = Buffer.concat([seen, chunk]);
-      if (seen.length > BODY_LIMIT) seen = seen.subarray(0, BODY_LIMIT);
-      // Only where a match could newly end: from just before the new bytes.
-      if (seen.indexOf(wanted, Math.max(0, before - wanted.length + 1)) >= 0) {
-        found = true;
-        break;
-      }
-      if (seen.length >= BODY_LIMIT) break;
-    }
-    // Leaving the loop early destroys the body and its connection; a body read to its end keeps the connection.
-    if (found) return { result: 'pass' as const, reason: `HTTP ${status}` };
-    const shown = check.bodyMatch.length > 40 ? `${check.bodyMatch.slice(0, 40)}...` : check.bodyMatch;
-    return { result: 'fail' as const, reason: `body does not contain ${JSON.stringify(shown)}` };
   }
 
   private tcp(target: Extract<ProbeTarget, { type: 'tcp' }>, signal: AbortSignal) {
@@ -210,6 +213,140 @@ export class Prober {
     else this.open.set(origin, n);
     this.socketCount = Math.max(0, this.socketCount + delta);
     if (delta > 0) this.connects++;
+  }
+}
+
+/**
+ * The connect timeout of the agent a check's probes go through: the smallest
+ * 50 ms doubling not below its timeout (60 s at most), so that checks with
+ * many different timeouts share a dozen agents, not one each.
+ */
+export function connectTimeoutFor(timeoutMs: number): number {
+  let classMs = 50;
+  while (classMs < timeoutMs && classMs < 60_000) classMs *= 2;
+  return Math.min(classMs, 60_000);
+}
+
+const PROBE_HEADERS = { 'user-agent': 'maxine-health-check', accept: '*/*' };
+
+/** Why a probe's request is cut short once its verdict is known or its time is up (never shown: the verdict is). */
+const SETTLED = new Error('probe settled');
+
+function timedOut(check: HealthCheck): string {
+  return `timed out after ${check.timeoutMs} ms`;
+}
+
+function onProbeDeadline(probe: HttpProbe): void {
+  probe.deadline();
+}
+
+/**
+ * One HTTP probe as an undici dispatch handler. The verdict is given once:
+ * by the status when the body is not inspected (once the body is read, so
+ * the connection stays reusable; beyond DISCARD_LIMIT it is dropped), by the
+ * body match, by an error, or by the deadline, whichever comes first. A
+ * request still running then is cut short: at once, or, when the deadline
+ * came before the connection, as soon as undici hands the request over.
+ */
+class HttpProbe implements Dispatcher.DispatchHandler {
+  private readonly started: number;
+  private readonly timer: NodeJS.Timeout;
+  private controller: Dispatcher.DispatchController | null = null;
+  private settled = false;
+  private status = 0;
+  /** The body match, when the status is in range and the check has one. */
+  private wanted: Buffer | null = null;
+  private seen: Buffer | null = null;
+  private bodyBytes = 0;
+
+  constructor(
+    private readonly check: HealthCheck,
+    private readonly clock: () => number,
+    private readonly resolve: (outcome: ProbeOutcome) => void,
+  ) {
+    this.started = clock();
+    this.timer = setTimeout(onProbeDeadline, check.timeoutMs, this);
+  }
+
+  deadline(): void {
+    this.settle('fail', timedOut(this.check));
+    // Before undici hands the request over (still connecting), onRequestStart stops it instead.
+    if (this.controller !== null && !this.controller.aborted) this.controller.abort(SETTLED);
+  }
+
+  failed(error: unknown): void {
+    this.settle('fail', failureReason(error));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.settled) controller.abort(SETTLED);
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
+    this.status = statusCode;
+    const { statusMin, statusMax, bodyMatch } = this.check;
+    if (statusCode >= statusMin && statusCode <= statusMax && bodyMatch !== '') this.wanted = Buffer.from(bodyMatch, 'utf8');
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const wanted = this.wanted;
+    if (wanted === null) {
+      this.bodyBytes += chunk.length;
+      if (this.bodyBytes > DISCARD_LIMIT) this.judgeStatus(controller);
+      return;
+    }
+    const before = this.seen?.length ?? 0;
+    // A copy: the chunk belongs to undici once this returns.
+    let seen = Buffer.concat(this.seen === null ? [chunk] : [this.seen, chunk]);
+    if (seen.length > BODY_LIMIT) seen = seen.subarray(0, BODY_LIMIT);
+    this.seen = seen;
+    // Only where a match could newly end: from just before the new bytes.
+    if (seen.indexOf(wanted, Math.max(0, before - wanted.length + 1)) >= 0) {
+      this.settle('pass', `HTTP ${this.status}`);
+      this.discardRest();
+    } else if (seen.length >= BODY_LIMIT) {
+      this.bodyMismatch();
+      this.discardRest();
+    }
+  }
+
+  onResponseEnd(controller: Dispatcher.DispatchController): void {
+    if (this.wanted === null) this.judgeStatus(controller);
+    else this.bodyMismatch();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.failed(error);
+  }
+
+  private judgeStatus(controller: Dispatcher.DispatchController): void {
+    const { statusMin, statusMax } = this.check;
+    const status = this.status;
+    const result = status >= statusMin && status <= statusMax ? 'pass' : status === 429 ? 'warn' : 'fail';
+    this.settle(result, `HTTP ${status}`);
+    // A body past the discard limit is not read on: the connection goes with it.
+    if (this.bodyBytes > DISCARD_LIMIT) controller.abort(SETTLED);
+  }
+
+  /** The verdict is in: the rest of the body is read like one not inspected, so the connection stays reusable. */
+  private discardRest(): void {
+    this.wanted = null;
+    this.seen = null;
+    this.bodyBytes = 0;
+  }
+
+  private bodyMismatch(): void {
+    const match = this.check.bodyMatch;
+    const shown = match.length > 40 ? `${match.slice(0, 40)}...` : match;
+    this.settle('fail', `body does not contain ${JSON.stringify(shown)}`);
+  }
+
+  private settle(result: ProbeResult, reason: string): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.resolve({ result, reason, durationMs: Math.max(0, this.clock() - this.started) });
   }
 }
 

@@ -1,10 +1,14 @@
 /**
  * Real upstreams for the health tests, on 127.0.0.1 free ports: an HTTP
  * server whose behaviour is switched by the test, counting every request and
- * the most in flight at once; a TCP listener; a port with nothing on it.
+ * the most in flight at once; a TCP listener; a port with nothing on it; a
+ * port where connecting never completes.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { connect as tcpConnect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { trackUntilExit } from '../../test/helpers/process.ts';
 import type { HealthCheck } from '../core/instance.ts';
 
 export type Behaviour =
@@ -140,6 +144,53 @@ export async function startTcpListener(): Promise<TcpListener> {
 
 /** A loopback port with nothing listening on it: connecting is refused. */
 export { freePort as closedPort } from '../../test/helpers/process.ts';
+
+/** Listens with a backlog of 1 and never returns to its event loop: the kernel queues handshakes nobody accepts. */
+const UNACCEPTING_LISTENER = `
+const server = require('node:net').createServer();
+server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+  process.stdout.write(server.address().port + '\\n');
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120000);
+});`;
+
+export interface UnansweredPort {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A loopback port where connecting gets no answer at all, as with a host
+ * that is down or a firewall that drops packets: a listener (a child
+ * process, stopped by PID) whose full accept queue makes the kernel drop
+ * further connection requests.
+ */
+export async function startUnansweredPort(): Promise<UnansweredPort> {
+  const child = spawn(process.execPath, ['-e', UNACCEPTING_LISTENER], { stdio: ['ignore', 'pipe', 'inherit'] });
+  trackUntilExit(child);
+  const fillers: Socket[] = [];
+  const close = async () => {
+    for (const socket of fillers) socket.destroy();
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+  };
+  try {
+    const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+    const port = Number(String(line).trim());
+    // Queue connections until one stays unanswered: from then on every new one does.
+    for (let i = 0; i < 16; i++) {
+      const socket = tcpConnect(port, '127.0.0.1').on('error', () => undefined);
+      fillers.push(socket);
+      const connected = await Promise.race([once(socket, 'connect').then(() => true), sleep(300).then(() => false)]);
+      if (!connected) return { port, close };
+    }
+    throw new Error(`the listener on ${port} kept accepting connections`);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
 
 /** Polls until `condition` holds; fails after `timeoutMs`. */
 export async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {

@@ -26,6 +26,7 @@ import { instrumentStore } from './observe/metrics-store.ts';
 import { startTracing, type TracingEnv } from './observe/tracing.ts';
 import { OidcVerifier } from './auth/oidc.ts';
 import { Security } from './auth/security.ts';
+import { isSecurityKvKey } from './auth/security-kv.ts';
 import type { ConfiguredUser } from './auth/bootstrap.ts';
 import { clientCertificateSubject, TlsReloader, tlsServerOptions, type TlsSettings } from './http/tls.ts';
 import { AlertMonitor, type AlertSettings } from './alerts/monitor.ts';
@@ -152,7 +153,7 @@ export async function startMaxine(config: MaxineConfig, env: TracingEnv = proces
   }
   const opened = await openStore(config, logger, instanceId);
   const store = tracing === null ? opened : tracing.traceStore(opened);
-  const catalog = new Catalog(config.eventRingSize, Date.now, store.leasesInCatalog);
+  const catalog = new Catalog(config.eventRingSize, Date.now, store.leasesInCatalog, isSecurityKvKey);
   const revisionWaiters = new RevisionWaiters(catalog);
   const proxy = new Proxy({
     catalog,

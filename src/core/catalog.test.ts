@@ -119,3 +119,20 @@ test('health-only changes are reported as health_changed', () => {
   catalog.apply({ kind: 'upsert', revision: 2, instance: instance('s', 'a', 2, { health: 'critical' }), renewedAt: 0 });
   assert.deepEqual(types, ['service_registered', 'health_changed']);
 });
+
+test('changes of private KV keys reach listeners but not the event ring, and take none of its room', () => {
+  const catalog = new Catalog(2, Date.now, true, (key) => key.startsWith('secret/'));
+  const seen: string[] = [];
+  catalog.subscribe({ event: (event) => seen.push(`${event.type}@${event.revision}`), reset: () => undefined });
+  catalog.apply({ kind: 'upsert', revision: 1, instance: testInstance('api', 'a'), renewedAt: Date.now() });
+  for (let revision = 2; revision <= 5; revision++) catalog.apply({ kind: 'kv', revision, key: `secret/session-${revision}`, value: 'x' });
+  catalog.apply({ kind: 'kv', revision: 6, key: 'config/mode', value: 'on' });
+  assert.deepEqual(seen, ['service_registered@1', 'config_changed@2', 'config_changed@3', 'config_changed@4', 'config_changed@5', 'config_changed@6']);
+  assert.equal(catalog.kvGet('secret/session-5'), 'x');
+  const replay = catalog.eventsSince(0);
+  assert.equal(replay.kind, 'events', 'four private changes did not evict the registration from a ring of two');
+  assert.deepEqual(
+    replay.kind === 'events' ? replay.events.map((event) => `${event.type}@${event.revision}`) : [],
+    ['service_registered@1', 'config_changed@6'],
+  );
+});

@@ -105,12 +105,16 @@ export class Catalog {
   /**
    * `trackLeases` is false when the store's backend keeps lease deadlines
    * itself (redis, etcd): nothing would ever take expired leases from the
-   * queue, so nothing is queued.
+   * queue, so nothing is queued. `privateKv` names KV keys no watcher may
+   * see (credentials, sessions): their changes reach this replica's
+   * listeners but stay out of the event ring, so a burst of sign-ins does
+   * not push registry changes out of the window watchers resume from.
    */
   constructor(
     eventRingSize: number,
     private readonly clock: () => number = Date.now,
     private readonly trackLeases = true,
+    private readonly privateKv: (key: string) => boolean = () => false,
   ) {
     this.ring = new EventRing(eventRingSize);
   }
@@ -267,13 +271,9 @@ export class Catalog {
       case 'kv': {
         if (change.value === null) this.kv.delete(change.key);
         else this.kv.set(change.key, change.value);
-        this.emit({
-          type: 'config_changed',
-          revision: change.revision,
-          timestamp: this.clock(),
-          key: change.key,
-          value: change.value,
-        });
+        const event: RegistryEvent = { type: 'config_changed', revision: change.revision, timestamp: this.clock(), key: change.key, value: change.value };
+        if (this.privateKv(change.key)) for (const listener of this.listeners) listener.event(event);
+        else this.emit(event);
         break;
       }
     }

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomPassword } from './passwords.ts';
 import type { Role } from './roles.ts';
-import type { Users } from './users.ts';
+import { UserError, type Users } from './users.ts';
 
 /** Where the generated admin password is written (mode 0600), for operators who missed the console. */
 export const INITIAL_PASSWORD_FILE = 'initial-admin-password';
@@ -32,13 +32,14 @@ export interface BootstrapOptions {
 export async function bootstrapUsers(options: BootstrapOptions): Promise<void> {
   const { users } = options;
   for (const user of options.configured) {
-    if (users.get(user.userName) === undefined) await users.create(user.userName, user.password, user.role);
+    if (users.get(user.userName) === undefined) await createUnlessTaken(users, user.userName, user.password, user.role);
   }
   // Operators and viewers alone would leave nobody able to manage users.
   if (users.hasAdmin()) return;
   const password = randomPassword();
   const userName = users.get('admin') === undefined ? 'admin' : 'maxine-admin';
-  await users.create(userName, password, 'admin');
+  // Another replica's bootstrap got there first (leadership changed hands meanwhile): its password is the one shown.
+  if (!(await createUnlessTaken(users, userName, password, 'admin'))) return;
   const file = join(options.dataDir, INITIAL_PASSWORD_FILE);
   await writeFile(file, `userName: ${userName}\npassword: ${password}\n`, { mode: 0o600 });
   options.announce(
@@ -49,4 +50,15 @@ export async function bootstrapUsers(options: BootstrapOptions): Promise<void> {
       `It is also in ${file} (mode 0600). Sign in and change it with PUT /api/maxine/change-password, then delete that file.`,
     ].join('\n'),
   );
+}
+
+/** Creates the user; false when the name was taken meanwhile (by another replica), which is not an error here. */
+async function createUnlessTaken(users: Users, userName: string, password: string, role: Role): Promise<boolean> {
+  try {
+    await users.create(userName, password, role);
+    return true;
+  } catch (error) {
+    if (error instanceof UserError && error.kind === 'exists') return false;
+    throw error;
+  }
 }

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Catalog } from '../core/catalog.ts';
 import { ARRIVAL_GRACE_MS, RefreshFamilies, RefreshFamilyError, RefreshFamilyLagError, REFRESH_KV_PREFIX, type RefreshFamilyRecord } from './refresh-families.ts';
 import { Sessions, type IssuedSession, type VerifiedRefresh } from './sessions.ts';
 import { configuredKeyRing } from './signing-keys.ts';
 import type { UserRecord } from './users.ts';
 import { closedAfterEach } from '../../test/helpers/closed-after-each.ts';
+import { LaggingKv } from '../../test/helpers/lagging-kv.ts';
 
 const ring = await configuredKeyRing({
   jwtSecret: 'refresh-families-test-secret-0123456789abcdef',
@@ -25,19 +25,15 @@ const user = (userName: string): UserRecord => ({
   updatedAt: 0,
 });
 
-class Setup {
-  readonly catalog = new Catalog(100);
+class Setup extends LaggingKv {
   readonly warnings: string[] = [];
-  readonly writes: Array<[string, string | null]> = [];
-  /** The store's KV: ahead of the catalog while a change is on its way. */
-  readonly store = new Map<string, string>();
   readonly sessions = new Sessions(() => ring!, { accessTtlSec: 60, refreshTtlSec: REFRESH_TTL_SEC });
   now = Date.now();
   leader = true;
-  private revision = 0;
   readonly families: RefreshFamilies;
 
   constructor() {
+    super();
     this.families = this.open();
   }
 
@@ -52,33 +48,6 @@ class Setup {
       onWarning: (message) => this.warnings.push(message),
       ...(sweepIntervalMs === undefined ? {} : { sweepIntervalMs }),
     });
-  }
-
-  /** As registry.putKv: the store has the change at once; this replica's catalog a little later, when the write resolves. */
-  async write(key: string, value: string | null): Promise<void> {
-    this.writes.push([key, value]);
-    this.elsewhere(key, value);
-    await new Promise((resolve) => setImmediate(resolve));
-    this.put(key, value);
-  }
-
-  /** As registry.putKvIf: the comparison is the store's, against what it holds (which the catalog may not have yet). */
-  async writeIf(key: string, expected: string | null, value: string | null): Promise<boolean> {
-    if ((this.store.get(key) ?? null) !== expected) return false;
-    await this.write(key, value);
-    return true;
-  }
-
-  /** A change made on another replica and delivered here. */
-  put(key: string, value: string | null): void {
-    this.elsewhere(key, value);
-    this.catalog.apply({ kind: 'kv', revision: ++this.revision, key, value });
-  }
-
-  /** A change made on another replica that the store holds but the feed has not delivered here yet. */
-  elsewhere(key: string, value: string | null): void {
-    if (value === null) this.store.delete(key);
-    else this.store.set(key, value);
   }
 
   verify(issued: IssuedSession): Promise<VerifiedRefresh> {

@@ -60,7 +60,7 @@ export class Security {
   ) {
     const clock = options.clock ?? Date.now;
     this.generated = generated;
-    this.users = new Users(options.catalog, options.write, clock, options.onWarning);
+    this.users = new Users(options.catalog, options.writeIf, clock, options.onWarning);
     this.serviceTokens = new ServiceTokens(options.catalog, options.write, clock, options.onWarning);
     this.sessions = new Sessions(keys, options.sessions);
     this.families = new RefreshFamilies({

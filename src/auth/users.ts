@@ -36,9 +36,10 @@ export type KvWriter = (key: string, value: string | null) => Promise<void>;
 /** Compare-and-set on the store's KV (registry.putKvIf): resolves to whether the stored value was `expected` and is now `value`. */
 export type KvConditionalWriter = (key: string, expected: string | null, value: string | null) => Promise<boolean>;
 
+/** exists: a create found the name taken; missing: no such user; conflict: the user changed elsewhere meanwhile (retry). */
 export class UserError extends Error {
   constructor(
-    readonly kind: 'exists' | 'missing',
+    readonly kind: 'exists' | 'missing' | 'conflict',
     message: string,
   ) {
     super(message);
@@ -69,13 +70,20 @@ export function userView(user: UserRecord): UserView {
   };
 }
 
-/** Local users, kept in the store's KV so that every replica sees the same ones. */
+/**
+ * Local users, kept in the store's KV so that every replica sees the same
+ * ones. Every change is a compare-and-set on the record this replica read:
+ * two changes of one user made at once on different replicas (a demotion
+ * here, a password change there; a deletion here, a role change there) do
+ * not silently undo each other or bring a deleted user back: the second is
+ * refused as a conflict, to be made again on what the first left.
+ */
 export class Users {
   private readonly records: KvCollection<UserRecord>;
 
   constructor(
     catalog: Catalog,
-    private readonly write: KvWriter,
+    private readonly writeIf: KvConditionalWriter,
     private readonly clock: () => number,
     onWarning: (message: string) => void,
   ) {
@@ -96,27 +104,26 @@ export class Users {
   }
 
   async create(userName: string, password: string, role: Role): Promise<UserRecord> {
-    if (this.get(userName) !== undefined) throw new UserError('exists', `User "${userName}" already exists.`);
+    const exists = () => new UserError('exists', `User "${userName}" already exists.`);
+    if (this.get(userName) !== undefined) throw exists();
     const now = this.clock();
     const user: UserRecord = { userName, uid: randomUUID(), role, passwordHash: await hashPassword(password), version: 1, createdAt: now, updatedAt: now };
-    await this.save(user);
+    // Created at the same time on another replica: theirs stands.
+    if (!(await this.writeIf(this.records.keyOf(userName), null, JSON.stringify(user)))) throw exists();
     return user;
   }
 
   async remove(userName: string): Promise<void> {
-    this.existing(userName);
-    await this.write(this.records.keyOf(userName), null);
+    await this.replace(userName, () => null);
   }
 
-  async setRole(userName: string, role: Role): Promise<UserRecord> {
-    const user = this.existing(userName);
-    return this.save({ ...user, role, version: user.version + 1, updatedAt: this.clock() });
+  setRole(userName: string, role: Role): Promise<UserRecord> {
+    return this.replace(userName, (user) => ({ ...user, role, version: user.version + 1, updatedAt: this.clock() }));
   }
 
   async setPassword(userName: string, password: string): Promise<UserRecord> {
     const passwordHash = await hashPassword(password);
-    const user = this.existing(userName);
-    return this.save({ ...user, passwordHash, version: user.version + 1, updatedAt: this.clock() });
+    return this.replace(userName, (user) => ({ ...user, passwordHash, version: user.version + 1, updatedAt: this.clock() }));
   }
 
   /** The user when the password is theirs; null otherwise, taking as long either way. */
@@ -130,14 +137,15 @@ export class Users {
     this.records.close();
   }
 
-  private existing(userName: string): UserRecord {
+  /** The user's record changed by `change` (null deletes), only while the store holds the version read here. */
+  private async replace<T extends UserRecord | null>(userName: string, change: (user: UserRecord) => T): Promise<T> {
     const user = this.get(userName);
-    if (user === undefined) throw new UserError('missing', `User "${userName}" does not exist.`);
-    return user;
-  }
-
-  private async save(user: UserRecord): Promise<UserRecord> {
-    await this.write(this.records.keyOf(user.userName), JSON.stringify(user));
-    return user;
+    const stored = this.records.stored(userName);
+    if (user === undefined || stored === undefined) throw new UserError('missing', `User "${userName}" does not exist.`);
+    const next = change(user);
+    if (!(await this.writeIf(this.records.keyOf(userName), stored, next === null ? null : JSON.stringify(next)))) {
+      throw new UserError('conflict', `User "${userName}" was changed or deleted on another replica at the same time; read it again and retry.`);
+    }
+    return next;
   }
 }

@@ -237,6 +237,36 @@ export function runClusterScenarios(backend: ClusterBackend, group: ScenarioGrou
       const after = await replica.call('POST', '/api/maxine/refresh', { refreshToken: newest }, AS_CLIENT);
       assert.equal(after.status, 401, `after the race, replica ${replica.instanceId} still refreshed the session (${after.status})`);
     }
+
+    // Users too: deleting a user on B while C changes its role must not bring the user back.
+    assert.equal((await a.call('POST', '/api/maxine/users', { userName: 'racer', password: 'racer-password-1', role: 'viewer' })).status, 201);
+    await waitFor(
+      async () => {
+        const listed = await Promise.all([b, c].map(async (replica) => (await replica.call('GET', '/api/maxine/users')).json as { users: { userName: string }[] }));
+        return listed.every((list) => list.users.some((user) => user.userName === 'racer')) ? true : undefined;
+      },
+      'B and C to have the new user',
+      5000,
+    );
+    const [deleted, promoted] = await Promise.all([b.call('DELETE', '/api/maxine/users/racer'), c.call('PUT', '/api/maxine/users/racer/role', { role: 'operator' })]);
+    console.log(`[${backend.name}] user deleted on B and promoted on C at once: ${deleted.status} and ${promoted.status}`);
+    // One of the two is recorded first; the other is refused (409), or finds the user gone (404).
+    assert.ok([200, 409].includes(deleted.status) && [200, 404, 409].includes(promoted.status), `${deleted.text}; ${promoted.text}`);
+    assert.ok(deleted.status === 200 || promoted.status === 200, 'one of them is made');
+    await waitFor(
+      async () => {
+        const revisions = await Promise.all(env.replicas.map(async (replica) => (await cluster(replica)).revision));
+        return revisions.every((revision) => revision === revisions[0]) ? true : undefined;
+      },
+      'every replica at the same revision',
+      5000,
+    );
+    for (const replica of env.replicas) {
+      const { users } = (await replica.call('GET', '/api/maxine/users')).json as { users: { userName: string; role: string }[] };
+      const racer = users.find((user) => user.userName === 'racer');
+      if (deleted.status === 200) assert.equal(racer, undefined, `replica ${replica.instanceId} still has the deleted user`);
+      else assert.equal(racer?.role, 'operator', `replica ${replica.instanceId}: the promotion recorded first stands`);
+    }
   });
 
   scenario('leadership', `${suite}: SIGKILL of the leader under registrations: a new leader in time, nothing acknowledged lost, expiry goes on`, async (t) => {

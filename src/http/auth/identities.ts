@@ -50,15 +50,19 @@ const AclRuleSchema = Type.Object({
 
 const errors = { 400: Type.Ref('Error'), 401: Type.Ref('Error'), 403: Type.Ref('Error'), 404: Type.Ref('Error'), 409: Type.Ref('Error'), 503: Type.Ref('Error') };
 
+/** A refused change of a user as the API answers it: 404 for no such user, 409 for a name taken or a concurrent change. */
+export function userProblem(error: unknown): never {
+  if (error instanceof UserError) {
+    throw error.kind === 'missing' ? new ApiError(404, 'NOT_FOUND', error.message) : new ApiError(409, 'CONFLICT', error.message);
+  }
+  throw error;
+}
+
 /** Users, service tokens and ACL rules: all `users:manage` (admins by default). */
 export function identityRoutes(ctx: AppContext): FastifyPluginAsync {
   const { security } = ctx;
   const { users } = security;
 
-  const userProblem = (error: unknown): never => {
-    if (error instanceof UserError) throw new ApiError(error.kind === 'exists' ? 409 : 404, error.kind === 'exists' ? 'CONFLICT' : 'NOT_FOUND', error.message);
-    throw error;
-  };
   /** Nobody could manage users any more: refused rather than locking everyone out. */
   const keepAnAdmin = (userName: string, newRole: Role | null): void => {
     const user = users.get(userName);

@@ -9,6 +9,7 @@ import type { AuditResult } from '../../observe/audit.ts';
 import { auditEvent } from '../access.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
+import { userProblem } from './identities.ts';
 
 const Password = Type.String({ minLength: 1, maxLength: MAX_PASSWORD_LENGTH });
 const NewPassword = Type.String({ minLength: MIN_PASSWORD_LENGTH, maxLength: MAX_PASSWORD_LENGTH });
@@ -181,7 +182,7 @@ export function sessionRoutes(ctx: AppContext): FastifyPluginAsync {
           summary: "Change the signed-in user's password",
           description: 'Every token issued before the change stops working; the answer carries a new session.',
           body: ChangePasswordBody,
-          response: { 200: Type.Object({ message: Type.String(), ...Session.properties }), ...errors, 403: Type.Ref('Error') },
+          response: { 200: Type.Object({ message: Type.String(), ...Session.properties }), ...errors, 403: Type.Ref('Error'), 409: Type.Ref('Error') },
         },
       },
       async (request, reply) => {
@@ -194,7 +195,7 @@ export function sessionRoutes(ctx: AppContext): FastifyPluginAsync {
           security.signinPerUser.record(userName);
           throw ApiError.validation([{ field: 'password', problem: 'is not the current password' }]);
         }
-        const user = await security.users.setPassword(userName, newPassword);
+        const user = await security.users.setPassword(userName, newPassword).catch(userProblem);
         return { message: 'successfully updated password', ...(await session(user)) };
       },
     );

@@ -84,7 +84,8 @@ describe('shared-file store across processes', () => {
     await Promise.all([localWrites, childWrites]);
 
     await waitFor(() => local.catalog.revision === 400, 'the local replica at revision 400');
-    const remote = await child.call<ChildState>({ op: 'state' });
+    // The child learns of the records it did not write from the log, a moment after its own writes resolve.
+    const remote = await waitForChild(() => child.call<ChildState>({ op: 'state' }), (state) => state.revision >= 400, 'the child at revision 400', 5000);
     assert.equal(remote.revision, 400);
     assert.deepEqual(remote.instances, stateOf(local).instances);
     assert.equal(remote.instances.length, 400);

@@ -72,6 +72,18 @@ function register(replica: Replica, serviceName: string, nodeName: string, timeO
   return replica.call('POST', '/api/maxine/serviceops/register', { hostName: '127.0.0.1', nodeName, serviceName, port: 8000, timeOut }, AS_CLIENT);
 }
 
+/** Waits until every replica has applied the same changes (within 5 s). */
+async function sameRevision(replicas: readonly Replica[]): Promise<void> {
+  await waitFor(
+    async () => {
+      const revisions = await Promise.all(replicas.map(async (replica) => (await cluster(replica)).revision));
+      return revisions.every((revision) => revision === revisions[0]) ? true : undefined;
+    },
+    'every replica at the same revision',
+    5000,
+  );
+}
+
 async function cluster(replica: Replica): Promise<ClusterView> {
   return (await replica.call('GET', '/api/actuator/cluster')).json as ClusterView;
 }
@@ -181,10 +193,14 @@ export function runClusterScenarios(backend: ClusterBackend, group: ScenarioGrou
     const configDelay = Date.now() - changedAt;
     console.log(`[${backend.name}] config change on A -> seen on C after ${configDelay} ms`);
     assert.ok(configDelay <= 1000, `config change took ${configDelay} ms`);
+  });
 
-    // Sessions are shared state too. A client behind a load balancer signs in on A and refreshes on B at once:
+  scenario('replication', `${suite}: sessions and users changed on several replicas at once stay consistent`, async (t) => {
+    const env = await setUp(t);
+    if (env === null) return;
+    const [a, b, c] = env.replicas as [Replica, Replica, Replica];
+    // A client behind a load balancer signs in on A and refreshes on B at once:
     // B may not have the session yet, so it may ask to retry, but never ends it.
-    const b = env.replicas[1]!;
     const signin = await a.call('POST', '/api/maxine/signin', TEST_ADMIN, AS_CLIENT);
     assert.equal(signin.status, 200);
     let refreshToken = (signin.json as { refreshToken: string }).refreshToken;
@@ -225,14 +241,7 @@ export function runClusterScenarios(backend: ClusterBackend, group: ScenarioGrou
     assert.ok([200, 401].includes(out.status) && [200, 401].includes(refreshed.status), `${out.status} ${out.text}; ${refreshed.status} ${refreshed.text}`);
     const newest = refreshed.status === 200 ? (refreshed.json as { refreshToken: string }).refreshToken : raced;
     // Once every replica has both writes, none refreshes the session.
-    await waitFor(
-      async () => {
-        const revisions = await Promise.all(env.replicas.map(async (replica) => (await cluster(replica)).revision));
-        return revisions.every((revision) => revision === revisions[0]) ? true : undefined;
-      },
-      'every replica at the same revision',
-      5000,
-    );
+    await sameRevision(env.replicas);
     for (const replica of env.replicas) {
       const after = await replica.call('POST', '/api/maxine/refresh', { refreshToken: newest }, AS_CLIENT);
       assert.equal(after.status, 401, `after the race, replica ${replica.instanceId} still refreshed the session (${after.status})`);
@@ -253,14 +262,7 @@ export function runClusterScenarios(backend: ClusterBackend, group: ScenarioGrou
     // One of the two is recorded first; the other is refused (409), or finds the user gone (404).
     assert.ok([200, 409].includes(deleted.status) && [200, 404, 409].includes(promoted.status), `${deleted.text}; ${promoted.text}`);
     assert.ok(deleted.status === 200 || promoted.status === 200, 'one of them is made');
-    await waitFor(
-      async () => {
-        const revisions = await Promise.all(env.replicas.map(async (replica) => (await cluster(replica)).revision));
-        return revisions.every((revision) => revision === revisions[0]) ? true : undefined;
-      },
-      'every replica at the same revision',
-      5000,
-    );
+    await sameRevision(env.replicas);
     for (const replica of env.replicas) {
       const { users } = (await replica.call('GET', '/api/maxine/users')).json as { users: { userName: string; role: string }[] };
       const racer = users.find((user) => user.userName === 'racer');

@@ -272,8 +272,7 @@ export class Catalog {
         if (change.value === null) this.kv.delete(change.key);
         else this.kv.set(change.key, change.value);
         const event: RegistryEvent = { type: 'config_changed', revision: change.revision, timestamp: this.clock(), key: change.key, value: change.value };
-        if (this.privateKv(change.key)) for (const listener of this.listeners) listener.event(event);
-        else this.emit(event);
+        this.emit(event, !this.privateKv(change.key));
         break;
       }
     }
@@ -306,8 +305,9 @@ export class Catalog {
     this.emit({ type, revision, timestamp: this.clock(), service: instance.service, id: instance.id, instance });
   }
 
-  private emit(event: RegistryEvent): void {
-    this.ring.push(event);
+  /** To the listeners, and (unless the event is private) into the ring watchers resume from. */
+  private emit(event: RegistryEvent, ringed = true): void {
+    if (ringed) this.ring.push(event);
     for (const listener of this.listeners) listener.event(event);
   }
 }

@@ -16,6 +16,8 @@ export interface CapturedReply {
   readonly method: string;
   /** Path with query string, exactly as the load generator sends it. */
   readonly path: string;
+  /** The request's body as sent, when it had one (the minimal fastify floor validates it). */
+  readonly requestBody?: string;
   readonly status: number;
   readonly contentType: string;
   /** Base64 bodies in the order Maxine gave them (round robin walks the instances); replayed in turn. */

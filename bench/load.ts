@@ -41,20 +41,13 @@ export interface LoadTarget {
 }
 
 /**
- * Rounds alternate maxine, bare, maxine, bare, ... so that drift on the shared
- * machine (other load, thermal state) spreads over both; each measured run
- * has its own warm-up because the target sat idle during the other's run.
- */
-export function compare(urls: { maxine: string; bare: string }, requests: readonly RequestShape[], opts: LoadOptions): Promise<Comparison> {
-  return compareTargets({ label: 'maxine', url: urls.maxine, requests }, { label: 'bare', url: urls.bare, requests }, opts);
-}
-
-/**
- * `compare` for targets that take different requests (the proxy's path
- * against the upstream's own). `maxine` is the side measured, `bare` the
- * reference; `references` are further targets measured in the same rounds,
- * in turn after those two (the proxy's floor); the labels are only what is
- * printed.
+ * Rounds alternate maxine, bare, then each reference (a floor), maxine, bare,
+ * ... so that drift on the shared machine (other load, thermal state) spreads
+ * over all of them; each measured run has its own warm-up because the target
+ * sat idle during the others' runs. `maxine` is the side measured, `bare` the
+ * reference its ratio is taken against; the targets may take different
+ * requests (the proxy's path against the upstream's own); the labels are
+ * only what is printed.
  */
 export async function compareTargets(maxine: LoadTarget, bare: LoadTarget, opts: LoadOptions, references: readonly LoadTarget[] = []): Promise<Comparison> {
   const targets = [maxine, bare, ...references];

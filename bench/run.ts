@@ -75,7 +75,7 @@ async function main(): Promise<number> {
   // Others' work on a shared machine is the main source of noise; say how busy it was.
   console.log(`busy     load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} (1, 5, 15 min) at start`);
   console.log(
-    `load     ${opts.connections} connections, ${opts.rounds} round(s) per target of ${opts.warmup} s warm-up + ${opts.duration} s measured, alternating maxine/bare`,
+    `load     ${opts.connections} connections, ${opts.rounds} round(s) per target of ${opts.warmup} s warm-up + ${opts.duration} s measured, targets alternating round by round`,
   );
 
   const checks: Check[] = [];

@@ -1,14 +1,16 @@
 /** The benchmark scenarios; each prints its progress and returns its checks. */
 import { etcdRawWriteRate, redisRawWriteRate, startEtcdBackend, startRedisBackend, type Backend } from './backends.ts';
 import { Child, removeTempDir, tempDir } from './children.ts';
-import { compare, type LoadOptions } from './load.ts';
+import { compareTargets, type LoadOptions } from './load.ts';
 import type { MemoryResult } from './memory.ts';
 import { fmtLoad, fmtNum, type Check } from './report.ts';
 import {
   captureReplies,
+  cpuSeconds,
   registerAll,
   startBare,
   startMaxine,
+  startMinimalFastify,
   waitForSnapshot,
   type Registration,
   type RequestShape,
@@ -46,8 +48,10 @@ function discoverPath(service: string): string {
 
 /**
  * Starts Maxine, lets `prepare` register what the scenario needs and name the
- * requests to load, captures Maxine's answers for the bare server, then
- * compares the two. Both servers are stopped whatever happens.
+ * requests to load, captures Maxine's answers, then loads Maxine, the bare
+ * server replaying them, and the minimal fastify app replaying them (the
+ * framework's floor, bench/minimal-fastify.mjs) in the same alternating
+ * rounds. Every server is stopped whatever happens.
  */
 async function loadScenario(
   scenario: string,
@@ -63,9 +67,28 @@ async function loadScenario(
     const maxine = await startMaxine(backend?.storeArgs);
     servers.push(maxine);
     const { requests, repliesPerRequest } = await prepare(maxine);
-    const bare = await startBare(await captureReplies(maxine.url, requests, repliesPerRequest));
+    const replies = await captureReplies(maxine.url, requests, repliesPerRequest);
+    const bare = await startBare(replies);
     servers.push(bare);
-    const result = await compare({ maxine: maxine.url, bare: bare.url }, requests, opts);
+    const floor = await startMinimalFastify(replies);
+    servers.push(floor);
+    const pids = [maxine.pid, bare.pid, floor.pid] as const;
+    const cpuBefore = pids.map(cpuSeconds);
+    const result = await compareTargets(
+      { label: 'maxine', url: maxine.url, requests },
+      { label: 'bare', url: bare.url, requests },
+      opts,
+      [{ label: 'fastify', url: floor.url, requests }],
+    );
+    const floorResult = result.references[0]!;
+    // Warm-ups included on both sides of the division: each target idles through the others' rounds.
+    const requestsServed = [result.maxine, result.bare, floorResult.mean].map((s) => s.rps * (opts.warmup + opts.duration) * opts.rounds);
+    const [maxineUs, bareUs, floorUs] = pids.map((pid, i) => ((cpuSeconds(pid) - cpuBefore[i]!) * 1e6) / requestsServed[i]!) as [number, number, number];
+    const floorRatio = floorResult.mean.rps / result.bare.rps;
+    console.log(
+      `  CPU per request (about): Maxine ${fmtNum(maxineUs, 1)} µs, bare ${fmtNum(bareUs, 1)} µs, minimal fastify ${fmtNum(floorUs, 1)} µs; ` +
+        `minimal fastify reaches ${fmtNum(floorRatio, 2)} of bare, Maxine ${fmtNum(result.maxine.rps / floorResult.mean.rps, 2)} of minimal fastify`,
+    );
     return [
       {
         scenario,
@@ -73,7 +96,23 @@ async function loadScenario(
         value: result.ratio,
         decimals: 2,
         target: { op: '>=', value: target },
-        detail: `rounds ${result.roundRatios.map((r) => fmtNum(r, 2)).join(' ')} | maxine ${fmtLoad(result.maxine)} | bare ${fmtLoad(result.bare)}`,
+        detail: `rounds ${result.roundRatios.map((r) => fmtNum(r, 2)).join(' ')} | maxine ${fmtLoad(result.maxine)} | bare ${fmtLoad(result.bare)} | CPU/request Maxine ${fmtNum(maxineUs, 1)} µs, bare ${fmtNum(bareUs, 1)} µs`,
+      },
+      {
+        scenario,
+        measure: 'req/s fastify floor/bare',
+        value: floorRatio,
+        decimals: 2,
+        detail:
+          `the floor: a fastify app replaying the same bytes, schema-checked, nothing else | rounds ${floorResult.rounds.map((r, i) => fmtNum(r.rps / result.rounds.bare[i]!.rps, 2)).join(' ')} | ` +
+          `${fmtLoad(floorResult.mean)} | CPU/request ${fmtNum(floorUs, 1)} µs`,
+      },
+      {
+        scenario,
+        measure: 'req/s maxine/fastify floor',
+        value: result.maxine.rps / floorResult.mean.rps,
+        decimals: 2,
+        detail: `rounds ${result.rounds.maxine.map((r, i) => fmtNum(r.rps / floorResult.rounds[i]!.rps, 2)).join(' ')}`,
       },
     ];
   } finally {

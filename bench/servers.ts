@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { CapturedReply } from './bare-server.ts';
 import { Child, removeTempDir, sleep, tempDir } from './children.ts';
 
@@ -74,11 +74,22 @@ export async function startMaxine(extraArgs: readonly string[] = []): Promise<Ma
 }
 
 /** The bare reference server, replaying `replies` (captured from Maxine). */
-export async function startBare(replies: readonly CapturedReply[]): Promise<Server> {
-  const dir = tempDir('maxine-bench-bare-');
+export function startBare(replies: readonly CapturedReply[]): Promise<Server & { readonly pid: number }> {
+  return startReplayer(['--import', 'tsx', 'bench/bare-server.ts'], replies);
+}
+
+/** The same replies through a minimal fastify app in plain JavaScript (bench/minimal-fastify.mjs): the framework's floor. */
+export function startMinimalFastify(replies: readonly CapturedReply[]): Promise<Server & { readonly pid: number }> {
+  return startReplayer(['bench/minimal-fastify.mjs'], replies);
+}
+
+/** Runs node with `nodeArgs` (ending with the script) and the replies file; the script prints {"port": n} first. */
+async function startReplayer(nodeArgs: readonly string[], replies: readonly CapturedReply[]): Promise<Server & { readonly pid: number }> {
+  const dir = tempDir('maxine-bench-replay-');
   const file = join(dir, 'replies.json');
   writeFileSync(file, JSON.stringify(replies));
-  const child = new Child('bare-server', ['--import', 'tsx', 'bench/bare-server.ts', file]);
+  const name = basename(nodeArgs.at(-1)!).replace(/\.m?[jt]s$/, '');
+  const child = new Child(name, [...nodeArgs, file]);
   const stop = async () => {
     await child.stop();
     removeTempDir(dir);
@@ -87,12 +98,12 @@ export async function startBare(replies: readonly CapturedReply[]): Promise<Serv
   while (!child.stdout.includes('\n')) {
     if (!child.isRunning || Date.now() > deadline) {
       await stop();
-      throw new Error(`the bare server did not start: ${child.describe()}`);
+      throw new Error(`${name} did not start: ${child.describe()}`);
     }
     await sleep(50);
   }
   const { port } = JSON.parse(child.stdout.split('\n')[0]!) as { port: number };
-  return { url: `http://127.0.0.1:${port}`, stop };
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid, stop };
 }
 
 export interface Upstream {
@@ -179,7 +190,7 @@ export async function captureReplies(url: string, shapes: readonly RequestShape[
       contentType = res.headers.get('content-type') ?? '';
       bodies.push(body.toString('base64'));
     }
-    replies.push({ method: shape.method, path: shape.path, status, contentType, bodies });
+    replies.push({ method: shape.method, path: shape.path, ...(shape.body === undefined ? {} : { requestBody: shape.body }), status, contentType, bodies });
   }
   return replies;
 }

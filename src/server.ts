@@ -283,7 +283,7 @@ export async function startMaxine(config: MaxineConfig, env: TracingEnv = proces
         logger,
         ...(tracing === null ? {} : { tracing: tracing.plugin }),
         ...(tls === undefined ? {} : { https: tlsServerOptions(tls) }),
-        ...(config.tlsClientAuth === 'none' ? {} : { certificateSubject: (request) => clientCertificateSubject(request.raw.socket) }),
+        ...(config.tlsClientAuth === 'none' ? {} : { certificateSubject: (request) => clientCertificateSubject(request.socket) }),
       },
     );
   } catch (error) {

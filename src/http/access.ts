@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type {
   FastifyContextConfig,
   FastifyInstance,
@@ -7,7 +8,7 @@ import type {
   onResponseHookHandler,
 } from 'fastify';
 import type { AccessPolicy } from '../auth/access-policy.ts';
-import { CLIENT_ACTIONS } from '../auth/actions.ts';
+import { CLIENT_ACTIONS, type Action } from '../auth/actions.ts';
 import { AuthenticationError, UnrecognizedCredentialError, type Authenticator } from '../auth/authenticator.ts';
 import { ANONYMOUS, certificatePrincipal, type Principal } from '../auth/principal.ts';
 import type { AuditEvent, AuditLog, AuditResult } from '../observe/audit.ts';
@@ -22,7 +23,7 @@ export interface AccessControl {
   readonly audit: AuditLog;
   readonly clientAddress: ClientAddress;
   /** The verified client certificate's subject (mTLS), or null; absent when mTLS is off. */
-  readonly certificateSubject?: (request: FastifyRequest) => string | null;
+  readonly certificateSubject?: (request: IncomingMessage) => string | null;
   /** Presented credentials were refused (invalid, expired, revoked): an authentication failure for the metrics. */
   readonly onCredentialsRefused: () => void;
 }
@@ -125,15 +126,12 @@ export function installAccessControl(app: FastifyInstance, access: AccessControl
       request.principal = ANONYMOUS;
       if ((config.permission ?? 'public') === 'public') return done();
       const authorization = request.headers.authorization;
-      const subject = access.certificateSubject?.(request) ?? null;
+      const subject = access.certificateSubject?.(request.raw) ?? null;
       if (authorization === undefined && subject === null) return done(admit(request, reply, config, ANONYMOUS));
-      access.authenticator.authenticate(authorization, subject).then(
+      verifiedPrincipal(access, authorization, subject, config.forwardsCredentials === true).then(
         (principal) => done(admit(request, reply, config, principal)),
         (error: unknown) => {
           if (!(error instanceof AuthenticationError)) return done(error as Error);
-          if (error instanceof UnrecognizedCredentialError && config.forwardsCredentials === true) {
-            return done(admit(request, reply, config, subject === null ? ANONYMOUS : certificatePrincipal(subject)));
-          }
           access.onCredentialsRefused();
           done(refuse(request, reply, config, error.message, true));
         },
@@ -184,6 +182,45 @@ export function installAccessControl(app: FastifyInstance, access: AccessControl
     const mutates = [route.method].flat().some((m) => !READ_METHODS.has(m));
     if (mutates && config.audit !== false) route.onResponse = [...[route.onResponse ?? []].flat(), auditChange(configOf)];
   });
+}
+
+/**
+ * Who presents these credentials; rejects with the AuthenticationError that
+ * refuses them. On a route that forwards credentials to the instance, a
+ * credential the registry does not recognise is the instance's business: the
+ * caller is then who its certificate says, or anonymous.
+ */
+function verifiedPrincipal(access: AccessControl, authorization: string | undefined, subject: string | null, forwardsCredentials: boolean): Promise<Principal> {
+  return access.authenticator.authenticate(authorization, subject).catch((error: unknown) => {
+    if (forwardsCredentials && error instanceof UnrecognizedCredentialError) return subject === null ? ANONYMOUS : certificatePrincipal(subject);
+    throw error;
+  });
+}
+
+/**
+ * The access decision for an answer given outside fastify's hooks (the fast
+ * lane): the same authentication and the same policy as the route's hooks.
+ * True when the request is allowed `action` on `service`; false when the
+ * route must answer instead, because the answer is a refusal, which the
+ * route audits and counts, once. A promise only when credentials are
+ * presented; anonymous requests are decided at once.
+ */
+export function isAllowed(
+  access: AccessControl,
+  request: IncomingMessage,
+  action: Action,
+  service: string,
+  forwardsCredentials: boolean,
+): boolean | Promise<boolean> {
+  const authorization = request.headers.authorization;
+  const subject = access.certificateSubject?.(request) ?? null;
+  // Allowed on a service when the policy allows it there: the route's hooks decide in two steps (without the service,
+  // then with it), and allowed without a service implies allowed on every one, so the outcome is the same.
+  if (authorization === undefined && subject === null) return access.policy().decide(ANONYMOUS, action, service).allowed;
+  return verifiedPrincipal(access, authorization, subject, forwardsCredentials).then(
+    (principal) => access.policy().decide(principal, action, service).allowed,
+    () => false,
+  );
 }
 
 /** One audit event about this request; routes that audit themselves (sign-in) name the actor and action. */

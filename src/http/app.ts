@@ -5,8 +5,11 @@ import Fastify, {
   type FastifyPluginAsync,
   type FastifyReply,
   type FastifyRequest,
+  type FastifyServerFactory,
   type onResponseHookHandler,
 } from 'fastify';
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
+import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
@@ -29,17 +32,17 @@ import { upstreamsRoute } from './actuator/upstreams.ts';
 import { proxyRoutes } from './proxy/routes.ts';
 import { requestIdGenerator } from './request-id.ts';
 import { installPermissions, type DeclaredRoute } from './permissions.ts';
-import { installAccessControl } from './access.ts';
+import { installAccessControl, type AccessControl } from './access.ts';
 import { sessionRoutes } from './auth/sessions.ts';
 import { identityRoutes } from './auth/identities.ts';
 import { auditRoute } from './actuator/audit.ts';
 import { tracesRoute } from './actuator/traces.ts';
 import { prometheusRoutes } from './actuator/prometheus.ts';
 import { traceIdOf } from '../proxy/headers.ts';
+import { FastLane } from './fast-lane.ts';
+import { STALE_HEADER } from './response-headers.ts';
 import { HealthCheckBody, InstanceBody, LeasedInstanceBody } from './views.ts';
 
-/** Present (value "true") on every response while the store's backend is unreachable. */
-const STALE_HEADER = 'x-maxine-stale';
 
 const PROXY_PREFIX = '/api/maxine/serviceops/proxy';
 /** Subscription messages are small; a bound keeps a client from making the server buffer megabytes. */
@@ -55,9 +58,9 @@ function answerBadUrl(error: FastifyError, _request: FastifyRequest, reply: Fast
 export interface AppOptions {
   readonly logger: FastifyBaseLogger;
   /** Node https options (certificate, key, client CA): serves HTTPS when present. */
-  readonly https?: import('node:https').ServerOptions;
+  readonly https?: HttpsServerOptions;
   /** The verified client certificate's subject, when mTLS is on. */
-  readonly certificateSubject?: (request: FastifyRequest) => string | null;
+  readonly certificateSubject?: (request: IncomingMessage) => string | null;
   /** Server spans and the x-trace-id header (src/observe/tracing.ts), when tracing is on. */
   readonly tracing?: FastifyPluginAsync;
 }
@@ -71,8 +74,19 @@ declare module 'fastify' {
 
 export async function buildApp(ctx: AppContext, options: AppOptions): Promise<FastifyInstance> {
   const requestId = requestIdGenerator();
+  const access: AccessControl = {
+    authenticator: ctx.security.authenticator,
+    policy: () => ctx.security.policy(),
+    audit: ctx.audit,
+    clientAddress: ctx.clientAddress,
+    ...(options.certificateSubject === undefined ? {} : { certificateSubject: options.certificateSubject }),
+    onCredentialsRefused: () => ctx.metrics.credentialsRefused(),
+  };
+  // Traced requests get their spans from fastify's hooks, so with tracing on everything goes through fastify.
+  const fastLane = options.tracing === undefined && ctx.recentRequests === null ? new FastLane({ ctx, access, requestId }) : null;
   const app = Fastify({
     ...(options.https === undefined ? {} : { https: options.https }),
+    ...(fastLane === null ? {} : { serverFactory: fastLaneServer(fastLane, options.https) }),
     // No logger for fastify itself: with one it builds a child logger and
     // response listeners for every request, measured (pinned A/B runs) costing over
     // a tenth of discover throughput. Maxine logs what matters itself:
@@ -94,14 +108,13 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   if (options.tracing !== undefined) await app.register(options.tracing);
   installErrorHandling(app, options.logger);
   app.decorate('declaredRoutes', installPermissions(app));
-  installAccessControl(app, {
-    authenticator: ctx.security.authenticator,
-    policy: () => ctx.security.policy(),
-    audit: ctx.audit,
-    clientAddress: ctx.clientAddress,
-    ...(options.certificateSubject === undefined ? {} : { certificateSubject: options.certificateSubject }),
-    onCredentialsRefused: () => ctx.metrics.credentialsRefused(),
-  });
+  installAccessControl(app, access);
+  if (fastLane !== null) {
+    app.addHook('preClose', (done) => {
+      fastLane.close();
+      done();
+    });
+  }
   // Callback-style, not async: this runs on every request and a promise per request shows in the benchmarks.
   const { registry, recentRequests } = ctx;
   const echoTraceId = options.tracing === undefined;
@@ -205,4 +218,22 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   await app.register(lightningRoutes(ctx));
   await app.register(proxyRoutes(ctx, LIGHTNING_PROXY_PREFIX, 'lightning'), { prefix: LIGHTNING_PROXY_PREFIX });
   return app;
+}
+
+/**
+ * The server fastify would create for itself (same timeouts), with the fast
+ * lane's listener in front of fastify's handler.
+ */
+function fastLaneServer(fastLane: FastLane, https: HttpsServerOptions | undefined): FastifyServerFactory {
+  return (handler, serverOptions) => {
+    const listener = fastLane.listener(handler);
+    const server = https === undefined ? createHttpServer(listener) : createHttpsServer(https, listener);
+    // fastify passes its options with its defaults filled in.
+    const timeouts = serverOptions as { keepAliveTimeout: number; requestTimeout: number; connectionTimeout: number; maxRequestsPerSocket: number };
+    server.keepAliveTimeout = timeouts.keepAliveTimeout;
+    server.requestTimeout = timeouts.requestTimeout;
+    server.setTimeout(timeouts.connectionTimeout);
+    if (timeouts.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = timeouts.maxRequestsPerSocket;
+    return server;
+  };
 }

@@ -47,6 +47,11 @@ export class ApiError extends Error {
   }
 }
 
+/** The bytes the error handler sends for an ApiError: its response schema orders message, code, details. */
+export function errorJson(error: ApiError): string {
+  return JSON.stringify({ message: error.message, code: error.code, details: error.details });
+}
+
 /** Fastify's own client errors, by code, and what they mean to a client. */
 const FASTIFY_CLIENT_ERRORS: Readonly<Record<string, { status: number; code: ErrorCode; message: string }>> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'PAYLOAD_TOO_LARGE', message: 'The request body is too large.' },

@@ -89,6 +89,7 @@ export class Metrics implements StoreRecorder {
   private readonly expirations = new Tally();
   private readonly evictions = new Tally();
   private readonly registryEvents = new Tally();
+  private fastLaneAnswers = 0;
   private authSuccesses = 0;
   private authFailures = 0;
   private registrations = 0;
@@ -129,6 +130,11 @@ export class Metrics implements StoreRecorder {
 
     // The original's names.
     counter('maxine_requests_total', 'HTTP requests answered by a route (requests matching no route are not counted).', () => this.requests.total());
+    counter(
+      'maxine_http_fast_lane_total',
+      'Requests answered by the fast lane (src/http/fast-lane.ts) rather than through the framework; included in maxine_requests_total.',
+      () => this.fastLaneAnswers,
+    );
     counter('maxine_auth_success_total', 'Successful sign-ins.', () => this.authSuccesses);
     counter(
       'maxine_auth_failures_total',
@@ -315,6 +321,11 @@ export class Metrics implements StoreRecorder {
   /** On the discover path: one increment. */
   picked(service: string, strategy: string, found: boolean): void {
     (found ? this.picks : this.misses).add(this.services.of(service), strategy);
+  }
+
+  /** On the fast lane: one increment. */
+  fastLaneAnswered(): void {
+    this.fastLaneAnswers++;
   }
 
   signedIn(succeeded: boolean): void {

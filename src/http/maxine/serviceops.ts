@@ -1,9 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { checkPath, LIMITS } from '../../core/validation.ts';
+import { LIMITS } from '../../core/validation.ts';
 import { BlockingQuery, blockingIndex } from '../blocking.ts';
 import { instanceKey, unknownInstanceMessage } from './instance-key.ts';
-import { MAX_HASH_KEY_LENGTH } from '../discovery.ts';
 import { serviceIn } from '../permissions.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
@@ -11,6 +10,7 @@ import { instanceJson, legacyServersView, servicesV2View } from '../views.ts';
 import { discoverInstance } from '../discovery.ts';
 import { checkedUpstreamPath, forwardToService } from '../proxy/forwarding.ts';
 import { RegisterBody, registrationSpec } from './registration.ts';
+import { DiscoverQuery, discoverRequest, isProxied } from './discover-request.ts';
 
 export const InstanceRef = Type.Object(
   {
@@ -18,26 +18,6 @@ export const InstanceRef = Type.Object(
     nodeName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
   },
   { $id: 'InstanceRef' },
-);
-
-const DiscoverQuery = Type.Object(
-  {
-    serviceName: Type.Optional(Type.String({ maxLength: LIMITS.nameLength })),
-    endPoint: Type.Optional(Type.String({ maxLength: 2048, description: 'appended to the chosen address in the redirect' })),
-    format: Type.Optional(Type.Union([Type.Literal('redirect'), Type.Literal('json')])),
-    mode: Type.Optional(
-      Type.Union([Type.Literal('redirect'), Type.Literal('proxy')], {
-        description: 'proxy: forward this request to the chosen instance (at endPoint) instead of redirecting; default: the runtime discoveryMode',
-      }),
-    ),
-    strategy: Type.Optional(Type.String({ maxLength: 64, description: 'a strategy name or the original code (RR, CH, RH, ...)' })),
-    tags: Type.Optional(Type.String({ maxLength: 2048, description: 'comma-separated; the instance must carry all' })),
-    version: Type.Optional(Type.String({ maxLength: LIMITS.versionLength })),
-    zone: Type.Optional(Type.String({ maxLength: LIMITS.zoneLength })),
-    meta: Type.Optional(Type.String({ maxLength: 4096, description: 'comma-separated key:value metadata that must match' })),
-    key: Type.Optional(Type.String({ maxLength: MAX_HASH_KEY_LENGTH, description: 'hash key for consistent-hash and rendezvous-hash' })),
-  },
-  { additionalProperties: false },
 );
 
 const ServersQuery = Type.Object(
@@ -180,35 +160,17 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
         },
       },
       (request, reply): Promise<void> | void => {
-        const query = request.query as Static<typeof DiscoverQuery>;
-        if (!query.serviceName) {
-          throw new ApiError(400, 'VALIDATION_FAILED', 'Please provide the serviceName.', [
-            { field: 'serviceName', problem: 'is required' },
-          ]);
+        const discover = discoverRequest(request.query as Static<typeof DiscoverQuery>);
+        if (isProxied(ctx, discover)) {
+          const upstreamPath = checkedUpstreamPath(discover.endPoint || '/');
+          return forwardToService(ctx, request, reply, discover.serviceName, upstreamPath, (exclude) =>
+            discoverInstance(ctx, request.raw, discover.discovery, exclude),
+          );
         }
-        const endPoint = query.endPoint ? (query.endPoint.startsWith('/') ? query.endPoint : `/${query.endPoint}`) : '';
-        const badEndPoint = endPoint ? checkPath(endPoint.split('?')[0]!, 'endPoint') : undefined;
-        if (badEndPoint) throw ApiError.validation([badEndPoint]);
-        const serviceName = query.serviceName;
-        const discovery = {
-          serviceName,
-          strategy: query.strategy,
-          strategyField: 'strategy',
-          tags: query.tags,
-          version: query.version,
-          zone: query.zone,
-          meta: query.meta,
-          key: query.key,
-        };
-        const proxied = query.format !== 'json' && (query.mode ?? (runtime.settings.discoveryMode === 'PROXY' ? 'proxy' : 'redirect')) === 'proxy';
-        if (proxied) {
-          const upstreamPath = checkedUpstreamPath(endPoint || '/');
-          return forwardToService(ctx, request, reply, serviceName, upstreamPath, (exclude) => discoverInstance(ctx, request.raw, discovery, exclude));
-        }
-        const instance = discoverInstance(ctx, request.raw, discovery);
+        const instance = discoverInstance(ctx, request.raw, discover.discovery);
         if (instance === undefined) throw new ApiError(503, 'SERVICE_UNAVAILABLE', 'Service Unavailable');
-        if (query.format === 'json') reply.type('application/json; charset=utf-8').send(instanceJson(instance));
-        else reply.redirect(instance.address + endPoint, 302);
+        if (discover.json) reply.type('application/json; charset=utf-8').send(instanceJson(instance));
+        else reply.redirect(instance.address + discover.endPoint, 302);
       },
     );
 

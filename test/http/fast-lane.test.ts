@@ -1,0 +1,214 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startTestMaxine, type TestMaxine, type TestResponse } from '../helpers/maxine.ts';
+import { parseScrape, valueOf } from '../helpers/prometheus.ts';
+
+// The fast lane (src/http/fast-lane.ts) answers GET /api/maxine/serviceops/discover?… spelled exactly so;
+// the router answers every other spelling, a trailing slash included, through the same route. Comparing
+// the two answers to the same query is comparing the fast lane with the route it stands in for.
+const LANE = '/api/maxine/serviceops/discover?';
+const ROUTER = '/api/maxine/serviceops/discover/?';
+const ANONYMOUS = { authorization: '' };
+
+/** Headers that differ between any two responses, whoever answers. */
+const PER_RESPONSE = new Set(['date', 'x-request-id', 'connection', 'keep-alive']);
+
+function comparable(response: TestResponse): { status: number; headers: Record<string, string>; body: string } {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    if (!PER_RESPONSE.has(name)) headers[name] = value;
+  });
+  return { status: response.status, headers, body: response.text };
+}
+
+async function laneAnswers(maxine: TestMaxine): Promise<number> {
+  const scrape = await maxine.call('GET', '/metrics');
+  assert.equal(scrape.status, 200, scrape.text);
+  return valueOf(parseScrape(scrape.text), 'maxine_http_fast_lane_total');
+}
+
+function register(maxine: TestMaxine, serviceName: string, nodeName: string, extra: Record<string, unknown> = {}) {
+  return maxine.call('POST', '/api/maxine/serviceops/register', { hostName: '10.1.2.3', nodeName, serviceName, port: 9000, timeOut: 600, ...extra });
+}
+
+describe('the discover fast lane', () => {
+  let maxine: TestMaxine;
+
+  before(async () => {
+    maxine = await startTestMaxine();
+    for (const [service, node, extra] of [
+      ['orders', 'orders-1', { tags: ['blue', 'eu'], version: '2.1.0', zone: 'eu-west-1a', metadata: { tier: 'gold' }, path: '/v2' }],
+      ['rotating', 'r-1', {}],
+      ['rotating', 'r-2', {}],
+      ['rotating', 'r-3', {}],
+    ] as const) {
+      const registered = await register(maxine, service, node, extra);
+      assert.equal(registered.status, 200, registered.text);
+    }
+  });
+  after(() => maxine.stop());
+
+  it('answers exactly what the route answers, and counts what it answers', async () => {
+    const queries = [
+      'serviceName=orders&format=json',
+      'serviceName=orders&endPoint=/health',
+      'serviceName=orders&endPoint=health%3Fdeep%3D1',
+      'serviceName=orders',
+      'serviceName=orders&format=redirect&mode=redirect',
+      'serviceName=nobody&format=json',
+      'serviceName=orders&format=json&tags=blue,eu&version=2.1.0&zone=eu-west-1a&meta=tier:gold',
+      'serviceName=orders&format=json&tags=green',
+      'serviceName=orders&format=json&strategy=consistent-hash&key=user-42',
+      'serviceName=orders&format=json&strategy=RR',
+      'format=json&serviceName=orders',
+      'serviceName=%6Frders&format=json',
+    ];
+    for (const headers of [{}, ANONYMOUS, { ...ANONYMOUS, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }]) {
+      for (const query of queries) {
+        const before = await laneAnswers(maxine);
+        const fast = await maxine.call('GET', LANE + query, undefined, headers);
+        const counted = (await laneAnswers(maxine)) - before;
+        const routed = await maxine.call('GET', ROUTER + query, undefined, headers);
+        assert.equal((await laneAnswers(maxine)) - before, counted, `${query}: the router's answer is not the fast lane's`);
+        assert.deepEqual(comparable(fast), comparable(routed), `${query} with ${JSON.stringify(headers)}`);
+        assert.equal(counted, 1, `${query}: answered by the fast lane`);
+        assert.ok(fast.headers.get('x-request-id'), 'a request id');
+      }
+    }
+  });
+
+  it('keeps the request ids of both paths unique, and takes a sane caller id', async () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      ids.add((await maxine.call('GET', `${i % 2 ? LANE : ROUTER}serviceName=orders&format=json`)).headers.get('x-request-id')!);
+    }
+    assert.equal(ids.size, 20);
+    const given = await maxine.call('GET', `${LANE}serviceName=orders&format=json`, undefined, { 'x-request-id': 'caller-id.1' });
+    assert.equal(given.headers.get('x-request-id'), 'caller-id.1');
+  });
+
+  it('shares the round-robin position with the route', async () => {
+    const picks: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const answer = await maxine.call('GET', `${i % 3 === 0 ? ROUTER : LANE}serviceName=rotating&format=json`);
+      assert.equal(answer.status, 200, answer.text);
+      picks.push(answer.json.nodeName);
+    }
+    for (let i = 3; i < picks.length; i++) assert.equal(picks[i], picks[i - 3], `pick ${i} follows the rotation: ${picks.join(' ')}`);
+    assert.deepEqual(new Set(picks.slice(0, 3)), new Set(['r-1', 'r-2', 'r-3']));
+  });
+
+  it('leaves every request it does not answer exactly so to the route, untouched', async () => {
+    const hostile = [
+      // Wrong or missing input: the route explains it.
+      `${LANE}format=json`,
+      `${LANE}serviceName=`,
+      `${LANE}serviceName=orders&format=JSON`,
+      `${LANE}serviceName=orders&serviceName=rotating&format=json`,
+      `${LANE}serviceName=orders&unknown=1`,
+      `${LANE}__proto__=x&serviceName=orders&format=json`,
+      `${LANE}constructor=x&serviceName=orders&format=json`,
+      `${LANE}serviceName=__proto__&format=json`,
+      `${LANE}serviceName=constructor&format=json`,
+      `${LANE}serviceName=../orders&format=json`,
+      `${LANE}serviceName=%E2%98%83&format=json`,
+      `${LANE}serviceName=a%00b&format=json`,
+      `${LANE}serviceName=${'x'.repeat(5000)}&format=json`,
+      `${LANE}serviceName=orders&endPoint=/../../etc/passwd`,
+      `${LANE}serviceName=orders&format=json&strategy=fastest`,
+      `${LANE}serviceName=orders&format=json&meta=nocolon`,
+      // Proxying stays with the route (here it fails: nothing listens at the instance's address).
+      `${LANE}serviceName=orders&mode=proxy`,
+      '/api/maxine/serviceops/discover',
+    ];
+    // Other spellings of the path: the router decides whether they are this route (it decodes %64, for one).
+    const respelled = [
+      '/API/maxine/serviceops/discover?serviceName=orders&format=json',
+      '/api/maxine/serviceops/Discover?serviceName=orders&format=json',
+      '/api/maxine/serviceops/%64iscover?serviceName=orders&format=json',
+      '//api/maxine/serviceops/discover?serviceName=orders&format=json',
+      '/api/maxine/serviceops/discover;x?serviceName=orders&format=json',
+      '/api/maxine/serviceops/discover#x?serviceName=orders&format=json',
+    ];
+    for (const path of [...hostile, ...respelled]) {
+      const before = await laneAnswers(maxine);
+      const answer = await maxine.call('GET', path, undefined, ANONYMOUS);
+      assert.equal(await laneAnswers(maxine), before, `${path.slice(0, 120)} went to the route`);
+      if (respelled.includes(path) || path.includes('mode=proxy')) continue;
+      assert.ok(answer.status >= 400 && answer.status < 500, `${path.slice(0, 120)}: ${answer.status} ${answer.text.slice(0, 200)}`);
+      assert.equal(typeof answer.json?.message, 'string', `${path.slice(0, 120)}: one JSON error shape`);
+      assert.equal(typeof answer.json?.code, 'string');
+    }
+    // Other methods on the same URL are the router's too.
+    for (const method of ['HEAD', 'POST', 'DELETE']) {
+      const before = await laneAnswers(maxine);
+      await maxine.call(method, `${LANE}serviceName=orders&format=json`);
+      assert.equal(await laneAnswers(maxine), before, method);
+    }
+    assert.equal((await maxine.call('GET', `${LANE}serviceName=orders&format=json`)).status, 200, 'still serving');
+  });
+
+  it('counts its answers in the route metrics like the route does', async () => {
+    const scrape = async () => parseScrape((await maxine.call('GET', '/metrics')).text);
+    const scraped = await scrape();
+    const timed = { method: 'GET', route: '/api/maxine/serviceops/discover', status: '2xx' };
+    const requestsBefore = valueOf(scraped, 'maxine_requests_total');
+    const discoveriesBefore = valueOf(scraped, 'maxine_discoveries_total');
+    const timedBefore = valueOf(scraped, 'maxine_http_request_duration_seconds_count', timed);
+    for (let i = 0; i < 5; i++) await maxine.call('GET', `${LANE}serviceName=orders&format=json`);
+    const after = await scrape();
+    // The scrape in between counts as a request too.
+    assert.equal(valueOf(after, 'maxine_requests_total') - requestsBefore, 6);
+    assert.equal(valueOf(after, 'maxine_discoveries_total') - discoveriesBefore, 5);
+    assert.equal(valueOf(after, 'maxine_http_request_duration_seconds_count', timed) - timedBefore, 5);
+  });
+});
+
+describe('the discover fast lane and access control', () => {
+  let maxine: TestMaxine;
+  let scopedToken: string;
+  let revokedToken: string;
+
+  before(async () => {
+    maxine = await startTestMaxine({ requireClientAuth: true });
+    for (const service of ['orders', 'billing']) assert.equal((await register(maxine, service, `${service}-1`)).status, 200);
+    const token = await maxine.call('POST', '/api/maxine/tokens', { name: 'orders-reader', scopes: [{ actions: ['discover'], services: 'orders' }] });
+    assert.equal(token.status, 201, token.text);
+    scopedToken = token.json.token;
+    const revoked = await maxine.call('POST', '/api/maxine/tokens', { name: 'gone', scopes: [{ actions: ['discover'], services: '*' }] });
+    assert.equal(revoked.status, 201, revoked.text);
+    assert.equal((await maxine.call('DELETE', `/api/maxine/tokens/${revoked.json.id}`)).status, 200);
+    revokedToken = revoked.json.token;
+  });
+  after(() => maxine.stop());
+
+  const deniedFor = async (service: string) =>
+    ((await maxine.call('GET', `/api/actuator/audit?result=denied&service=${service}&limit=100`)).json.events as unknown[]).length;
+
+  it('answers a caller the policy allows, and leaves refusals to the route, audited and counted once', async () => {
+    const bearer = { authorization: `Bearer ${scopedToken}` };
+    let before = await laneAnswers(maxine);
+    const allowed = await maxine.call('GET', `${LANE}serviceName=orders&format=json`, undefined, bearer);
+    assert.equal(allowed.status, 200, allowed.text);
+    assert.equal((await laneAnswers(maxine)) - before, 1, 'the allowed request took the fast lane');
+
+    const failuresBefore = valueOf(parseScrape((await maxine.call('GET', '/metrics')).text), 'maxine_auth_failures_total');
+    for (const [headers, service, status] of [
+      [bearer, 'billing', 403],
+      [ANONYMOUS, 'orders', 401],
+      // discover passes credentials it does not know on to the instance: the caller is anonymous, not refused for them.
+      [{ authorization: 'Bearer not-a-token' }, 'orders', 401],
+      [{ authorization: `Bearer ${revokedToken}` }, 'orders', 401],
+    ] as const) {
+      const deniedBefore = await deniedFor(service);
+      before = await laneAnswers(maxine);
+      const refused = await maxine.call('GET', `${LANE}serviceName=${service}&format=json`, undefined, headers);
+      assert.equal(refused.status, status, `${service} with ${JSON.stringify(headers)}: ${refused.text}`);
+      assert.equal(await laneAnswers(maxine), before, 'refused by the route');
+      assert.equal((await deniedFor(service)) - deniedBefore, 1, 'audited once');
+      if (status === 401) assert.match(refused.headers.get('www-authenticate') ?? '', /^Bearer/);
+    }
+    const failures = valueOf(parseScrape((await maxine.call('GET', '/metrics')).text), 'maxine_auth_failures_total');
+    assert.equal(failures - failuresBefore, 1, 'the revoked token counted once');
+  });
+});

@@ -25,7 +25,8 @@ import { ErrorBody, installErrorHandling } from './errors.ts';
 import { lightningRoutes } from './lightning/routes.ts';
 import { controlRoutes } from './maxine/control.ts';
 import { RegisterBody } from './maxine/registration.ts';
-import { InstanceRef, serviceOpsRoutes } from './maxine/serviceops.ts';
+import { serviceOpsRoutes } from './maxine/serviceops.ts';
+import { InstanceRef } from './maxine/instance-key.ts';
 import { instanceRoutes } from './maxine/instances.ts';
 import { policyRoutes } from './maxine/policies.ts';
 import { upstreamsRoute } from './actuator/upstreams.ts';
@@ -110,6 +111,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   app.decorate('declaredRoutes', installPermissions(app));
   installAccessControl(app, access);
   if (fastLane !== null) {
+    app.addHook('onRoute', (route) => fastLane.onRoute(route));
     app.addHook('preClose', (done) => {
       fastLane.close();
       done();

@@ -164,6 +164,75 @@ describe('the discover fast lane', () => {
   });
 });
 
+describe('the heartbeat fast lane', () => {
+  const LANE_HEARTBEAT = '/api/maxine/serviceops/heartbeat';
+  const ROUTER_HEARTBEAT = '/api/maxine/serviceops/heartbeat/';
+  let maxine: TestMaxine;
+
+  before(async () => {
+    maxine = await startTestMaxine({ bodyLimit: 4096 });
+    assert.equal((await register(maxine, 'orders', 'orders-1')).status, 200);
+  });
+  after(() => maxine.stop());
+
+  /** The same body sent to the fast lane's spelling and to the router's: the answers must match. */
+  async function both(body: unknown, headers: Record<string, string> = {}) {
+    const before = await laneAnswers(maxine);
+    const fast = await maxine.call('POST', LANE_HEARTBEAT, body, headers);
+    const counted = (await laneAnswers(maxine)) - before;
+    const routed = await maxine.call('POST', ROUTER_HEARTBEAT, body, headers);
+    assert.equal((await laneAnswers(maxine)) - before, counted, "the router's answer is not the fast lane's");
+    assert.deepEqual(comparable(fast), comparable(routed), `${JSON.stringify(body)?.slice(0, 100)} ${JSON.stringify(headers)}`);
+    return { answer: fast, counted };
+  }
+
+  it('renews like the route, and answers the same bytes', async () => {
+    for (const headers of [{}, ANONYMOUS, { 'content-type': 'application/json; charset=utf-8' }] as Record<string, string>[]) {
+      const { answer, counted } = await both({ serviceName: 'orders', nodeName: 'orders-1' }, headers);
+      assert.equal(answer.status, 200, answer.text);
+      assert.deepEqual(answer.json, { serviceName: 'orders', nodeName: 'orders-1', timeOut: 600 });
+      assert.equal(counted, 1, 'answered by the fast lane');
+    }
+    const extraField = await both({ serviceName: 'orders', nodeName: 'orders-1', note: 'extra fields are allowed' });
+    assert.equal(extraField.answer.status, 200);
+  });
+
+  it('hands every body it will not answer to the route, intact, and the route answers as it always has', async () => {
+    const handedOver: [unknown, Record<string, string>, number][] = [
+      [{ serviceName: 'orders', nodeName: 'nobody' }, {}, 404],
+      ['{"serviceName":"orders","nodeName":', {}, 400],
+      ['', { 'content-type': 'application/json' }, 400],
+      ['null', {}, 400],
+      ['[]', {}, 400],
+      [{ serviceName: 'orders' }, {}, 400],
+      [{ serviceName: 42, nodeName: 'orders-1' }, {}, 400],
+      [{ serviceName: '', nodeName: 'orders-1' }, {}, 400],
+      [{ serviceName: '../orders', nodeName: 'orders-1' }, {}, 400],
+      [{ serviceName: 'orders', nodeName: 'orders 1' }, {}, 400],
+      [{ serviceName: 'x'.repeat(300), nodeName: 'orders-1' }, {}, 400],
+      [{ serviceName: '\u2603', nodeName: 'orders-1' }, {}, 400],
+      ['{"serviceName":"orders","nodeName":"orders-1","__proto__":{"admin":true}}', {}, 400],
+      ['{"serviceName":"orders","nodeName":"orders-1","constructor":{"prototype":{"admin":true}}}', {}, 400],
+      [{ serviceName: 'orders', nodeName: 'orders-1' }, { 'content-type': 'text/plain' }, 400],
+      [{ serviceName: 'orders', nodeName: 'orders-1' }, { 'content-type': 'application/xml' }, 415],
+      [{ serviceName: 'orders', nodeName: 'orders-1' }, { 'content-type': 'Application/JSON' }, 200],
+      [{ serviceName: 'orders', nodeName: 'orders-1', pad: 'p'.repeat(5000) }, {}, 413],
+    ];
+    for (const [body, headers, status] of handedOver) {
+      const { answer, counted } = await both(body, headers);
+      assert.equal(answer.status, status, `${JSON.stringify(body).slice(0, 100)}: ${answer.text.slice(0, 200)}`);
+      assert.equal(counted, 0, `${JSON.stringify(body).slice(0, 100)} went to the route`);
+      if (status !== 200) assert.equal(typeof answer.json?.code, 'string', 'one JSON error shape');
+    }
+    const unknown = await maxine.call('POST', LANE_HEARTBEAT, { serviceName: 'orders', nodeName: 'nobody' });
+    assert.match(unknown.json.message, /"nobody".*"orders"/, 'the route read the body the fast lane handed over');
+    // Longer than the fast lane reads, within the body limit: the route's to answer, and it renews.
+    const padded = await both({ serviceName: 'orders', nodeName: 'orders-1', pad: 'p'.repeat(2000) });
+    assert.equal(padded.answer.status, 200);
+    assert.equal(padded.counted, 0);
+  });
+});
+
 describe('the discover fast lane and access control', () => {
   let maxine: TestMaxine;
   let scopedToken: string;
@@ -182,8 +251,11 @@ describe('the discover fast lane and access control', () => {
   });
   after(() => maxine.stop());
 
-  const deniedFor = async (service: string) =>
-    ((await maxine.call('GET', `/api/actuator/audit?result=denied&service=${service}&limit=100`)).json.events as unknown[]).length;
+  /** The audit events of refusals of the request that got this answer. */
+  const refusalsOf = async (answer: TestResponse) => {
+    const events = (await maxine.call('GET', '/api/actuator/audit?result=denied&limit=100')).json.events as { requestId: string; service: string | null }[];
+    return events.filter((event) => event.requestId === answer.headers.get('x-request-id'));
+  };
 
   it('answers a caller the policy allows, and leaves refusals to the route, audited and counted once', async () => {
     const bearer = { authorization: `Bearer ${scopedToken}` };
@@ -200,15 +272,37 @@ describe('the discover fast lane and access control', () => {
       [{ authorization: 'Bearer not-a-token' }, 'orders', 401],
       [{ authorization: `Bearer ${revokedToken}` }, 'orders', 401],
     ] as const) {
-      const deniedBefore = await deniedFor(service);
       before = await laneAnswers(maxine);
       const refused = await maxine.call('GET', `${LANE}serviceName=${service}&format=json`, undefined, headers);
       assert.equal(refused.status, status, `${service} with ${JSON.stringify(headers)}: ${refused.text}`);
       assert.equal(await laneAnswers(maxine), before, 'refused by the route');
-      assert.equal((await deniedFor(service)) - deniedBefore, 1, 'audited once');
+      assert.equal((await refusalsOf(refused)).length, 1, 'audited once');
       if (status === 401) assert.match(refused.headers.get('www-authenticate') ?? '', /^Bearer/);
     }
     const failures = valueOf(parseScrape((await maxine.call('GET', '/metrics')).text), 'maxine_auth_failures_total');
     assert.equal(failures - failuresBefore, 1, 'the revoked token counted once');
+  });
+
+  it('decides a heartbeat on the service its body names, and hands refusals to the route with the body', async () => {
+    const bearer = { authorization: `Bearer ${scopedToken}` };
+    const writer = await maxine.call('POST', '/api/maxine/tokens', { name: 'orders-agent', scopes: [{ actions: ['register'], services: 'orders' }] });
+    assert.equal(writer.status, 201, writer.text);
+    const agent = { authorization: `Bearer ${writer.json.token}` };
+    let before = await laneAnswers(maxine);
+    const renewed = await maxine.call('POST', '/api/maxine/serviceops/heartbeat', { serviceName: 'orders', nodeName: 'orders-1' }, agent);
+    assert.equal(renewed.status, 200, renewed.text);
+    assert.equal((await laneAnswers(maxine)) - before, 1);
+    // A token that may never register is refused before the body is read, so its refusal names no service.
+    for (const [headers, service, status, audited] of [
+      [agent, 'billing', 403, 'billing'],
+      [bearer, 'orders', 403, null],
+      [ANONYMOUS, 'orders', 401, null],
+    ] as const) {
+      before = await laneAnswers(maxine);
+      const refused = await maxine.call('POST', '/api/maxine/serviceops/heartbeat', { serviceName: service, nodeName: `${service}-1` }, headers);
+      assert.equal(refused.status, status, refused.text);
+      assert.equal(await laneAnswers(maxine), before);
+      assert.deepEqual((await refusalsOf(refused)).map((event) => event.service), [audited], 'audited once');
+    }
   });
 });

@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import { Compile } from 'typebox/compile';
 import type { FieldProblem } from '../../core/validation.ts';
 import { RegisterBody } from '../maxine/registration.ts';
-import { InstanceRef } from '../maxine/serviceops.ts';
+import { InstanceRef } from '../maxine/instance-key.ts';
 import { StatusReason } from '../maxine/instances.ts';
 import { validationError } from './errors.ts';
 import { QUERY_LIMITS } from './limits.ts';

@@ -9,6 +9,15 @@ export const InstanceParams = Type.Object({
   nodeName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
 });
 
+/** An instance named in a JSON body (heartbeat, deregister). */
+export const InstanceRef = Type.Object(
+  {
+    serviceName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
+    nodeName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
+  },
+  { $id: 'InstanceRef' },
+);
+
 /** What a client is told about an instance that is not registered (REST and GraphQL alike). */
 export function unknownInstanceMessage(serviceName: string, nodeName: string): string {
   return `No instance "${nodeName}" is registered for service "${serviceName}".`;

@@ -12,14 +12,6 @@ import { checkedUpstreamPath, forwardToService } from '../proxy/forwarding.ts';
 import { RegisterBody, registrationSpec } from './registration.ts';
 import { DiscoverQuery, discoverRequest, isProxied } from './discover-request.ts';
 
-export const InstanceRef = Type.Object(
-  {
-    serviceName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
-    nodeName: Type.String({ minLength: 1, maxLength: LIMITS.nameLength }),
-  },
-  { $id: 'InstanceRef' },
-);
-
 const ServersQuery = Type.Object(
   {
     format: Type.Optional(Type.Union([Type.Literal('v1'), Type.Literal('v2')])),

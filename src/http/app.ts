@@ -84,7 +84,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     onCredentialsRefused: () => ctx.metrics.credentialsRefused(),
   };
   // Traced requests get their spans from fastify's hooks, so with tracing on everything goes through fastify.
-  const fastLane = options.tracing === undefined && ctx.recentRequests === null ? new FastLane({ ctx, access, requestId }) : null;
+  const fastLane = options.tracing === undefined && ctx.recentRequests === null ? new FastLane({ ctx, access, requestId, logger: options.logger }) : null;
   const app = Fastify({
     ...(options.https === undefined ? {} : { https: options.https }),
     ...(fastLane === null ? {} : { serverFactory: fastLaneServer(fastLane, options.https) }),

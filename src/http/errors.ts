@@ -47,6 +47,9 @@ export class ApiError extends Error {
   }
 }
 
+/** What an unexpected error is answered with: it is a bug by definition. */
+export const INTERNAL_ERROR = new ApiError(500, 'INTERNAL', 'Internal error; this is a bug, please report it.');
+
 /** The bytes the error handler sends for an ApiError: its response schema orders message, code, details. */
 export function errorJson(error: ApiError): string {
   return JSON.stringify({ message: error.message, code: error.code, details: error.details });
@@ -94,7 +97,7 @@ export function installErrorHandling(app: FastifyInstance, logger: FastifyBaseLo
       return reply.code(error.statusCode).send({ message: error.message, code: 'VALIDATION_FAILED' });
     }
     logger.error({ err: error, reqId: request.id, method: request.method, url: request.url }, 'unhandled error');
-    return reply.code(500).send({ message: 'Internal error; this is a bug, please report it.', code: 'INTERNAL' });
+    return reply.code(500).send({ message: INTERNAL_ERROR.message, code: INTERNAL_ERROR.code });
   });
 
   app.setNotFoundHandler((request, reply) => {

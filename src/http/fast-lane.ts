@@ -1,46 +1,121 @@
 import type { IncomingMessage, OutgoingHttpHeaders, RequestListener, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import type { preParsingHookHandler, RouteOptions } from 'fastify';
+import type { FastifyBaseLogger, preParsingHookHandler, RouteOptions } from 'fastify';
 import { parse as parseQuery } from 'fast-querystring';
 import { Compile } from 'typebox/compile';
 import type { Action } from '../auth/actions.ts';
-import type { InstanceKey } from '../core/instance.ts';
+import type { Instance, InstanceKey } from '../core/instance.ts';
 import type { RouteTimings } from '../observe/metrics-series.ts';
 import { traceIdOf } from '../proxy/headers.ts';
 import { isAllowed, type AccessControl } from './access.ts';
+import { isAction } from './permissions.ts';
 import type { AppContext } from './context.ts';
-import { discoverInstance } from './discovery.ts';
-import { ApiError, errorJson } from './errors.ts';
-import { DiscoverQuery, discoverRequest, isProxied, type DiscoverRequest } from './maxine/discover-request.ts';
+import { discoverInstance, type DiscoveryQuery } from './discovery.ts';
+import { ApiError, errorJson, INTERNAL_ERROR } from './errors.ts';
+import { LightningDiscoverQuery, lightningDiscovery, lightningNode, lightningUnavailable, nodeKey, NodeRef } from './lightning/routes.ts';
+import { DiscoverQuery, discoverRequest, isProxied } from './maxine/discover-request.ts';
 import { InstanceRef, instanceKey } from './maxine/instance-key.ts';
 import { STALE_HEADER } from './response-headers.ts';
 import { instanceJson } from './views.ts';
 
-/** The routes the fast lane answers for, as fastify knows them (metrics are kept per route pattern). */
-const DISCOVER_ROUTE = '/api/maxine/serviceops/discover';
-const HEARTBEAT_ROUTE = '/api/maxine/serviceops/heartbeat';
-/** Only these exact spellings: case variants, encodings and trailing slashes go to the router, which decides them. */
-const DISCOVER_PREFIX = `${DISCOVER_ROUTE}?`;
-
 const JSON_TYPE = 'application/json; charset=utf-8';
-const UNAVAILABLE_JSON = errorJson(new ApiError(503, 'SERVICE_UNAVAILABLE', 'Service Unavailable'));
-const validDiscoverQuery = Compile(DiscoverQuery);
-const validInstanceRef = Compile(InstanceRef);
+const INTERNAL_JSON = errorJson(INTERNAL_ERROR);
 
 /**
  * Clients ask for the same few queries over and over: checked requests are
- * kept by query string, a bounded number of bounded keys, dropped all at
- * once when full (a query is checked again, never answered differently).
+ * kept by query string, a bounded number of bounded keys per route, dropped
+ * all at once when full (a query is checked again, never answered differently).
  */
 const KNOWN_QUERIES_MAX = 1024;
 const KNOWN_QUERY_MAX_LENGTH = 512;
 
-/** A heartbeat names two bounded names; a longer body is the route's to read (and to refuse when over the limit). */
+/** A heartbeat names an instance with bounded names; a longer body is the route's to read (and to refuse when over the limit). */
 const HEARTBEAT_BODY_MAX = 1024;
 /** The JSON bodies fastify's parser takes for the route; anything else (charset variants included) is the route's. */
 const JSON_CONTENT_TYPES = new Set(['application/json', 'application/json; charset=utf-8']);
 /** Bodies naming these are the route's: its parser refuses prototype poisoning, with its own answer. */
 const POISONING = /__proto__|constructor|prototype/;
+
+/** A discover as the fast lane answers it: checked, and how each outcome is written. */
+interface LaneDiscover {
+  readonly serviceName: string;
+  readonly discovery: DiscoveryQuery;
+  /** Left to the route (the proxy answers it). */
+  proxied(): boolean;
+  /** The status, and the body (or the Location of a redirect), for the instance picked or for none. */
+  statusOf(instance: Instance | undefined): number;
+  bodyOf(instance: Instance | undefined): string;
+}
+
+/** A discover route the fast lane answers: `GET <path>?<query>`. */
+interface DiscoverRoute {
+  readonly path: string;
+  /** From a parsed query: undefined when the route's schema refuses it; throws what the route's checks refuse. */
+  read(query: unknown): LaneDiscover | undefined;
+}
+
+/** A heartbeat route the fast lane answers: `POST <path>` with a small JSON body. */
+interface RenewRoute {
+  readonly path: string;
+  /** The instance a body the route's parser and schema take names; throws what the route would refuse. */
+  keyOf(body: unknown): InstanceKey | undefined;
+  answerOf(key: InstanceKey, instance: Instance): string;
+}
+
+function discoverRoutes(ctx: AppContext): DiscoverRoute[] {
+  const unavailable = errorJson(new ApiError(503, 'SERVICE_UNAVAILABLE', 'Service Unavailable'));
+  const lightningUnavailableJson = errorJson(lightningUnavailable());
+  const validDiscoverQuery = Compile(DiscoverQuery);
+  const validLightningQuery = Compile(LightningDiscoverQuery);
+  return [
+    {
+      path: '/api/maxine/serviceops/discover',
+      read: (query) => {
+        if (!validDiscoverQuery.Check(query)) return undefined;
+        const discover = discoverRequest(query);
+        const found = discover.json ? 200 : 302;
+        return {
+          serviceName: discover.serviceName,
+          discovery: discover.discovery,
+          proxied: () => isProxied(ctx, discover),
+          statusOf: (instance) => (instance === undefined ? 503 : found),
+          bodyOf: (instance) => (instance === undefined ? unavailable : discover.json ? instanceJson(instance) : instance.address + discover.endPoint),
+        };
+      },
+    },
+    {
+      path: '/discover',
+      read: (query) => {
+        if (!validLightningQuery.Check(query)) return undefined;
+        const discovery = lightningDiscovery(query);
+        return {
+          serviceName: discovery.serviceName,
+          discovery,
+          proxied: () => false,
+          statusOf: (instance) => (instance === undefined ? 404 : 200),
+          bodyOf: (instance) => (instance === undefined ? lightningUnavailableJson : JSON.stringify(lightningNode(instance))),
+        };
+      },
+    },
+  ];
+}
+
+function renewRoutes(): RenewRoute[] {
+  const validInstanceRef = Compile(InstanceRef);
+  const validNodeRef = Compile(NodeRef);
+  return [
+    {
+      path: '/api/maxine/serviceops/heartbeat',
+      keyOf: (body) => (validInstanceRef.Check(body) ? instanceKey(body.serviceName, body.nodeName) : undefined),
+      answerOf: (key, instance) => JSON.stringify({ serviceName: key.service, nodeName: key.id, timeOut: Math.round(instance.ttlMs / 1000) }),
+    },
+    {
+      path: '/heartbeat',
+      keyOf: (body) => (validNodeRef.Check(body) ? nodeKey(body.nodeId) : undefined),
+      answerOf: () => '{"success":true}',
+    },
+  ];
+}
 
 /** Bodies the fast lane read and then handed to the route, which reads them from here instead of the spent socket stream. */
 const handedOverBodies = new WeakMap<IncomingMessage, Buffer>();
@@ -50,14 +125,32 @@ export interface FastLaneOptions {
   readonly access: AccessControl;
   /** The generator fastify's requests get their ids from, so ids stay unique across both paths. */
   readonly requestId: (request: IncomingMessage) => string;
+  /** Where a bug met on the fast lane is reported, as fastify's error handler reports the route's. */
+  readonly logger: FastifyBaseLogger;
+}
+
+/** What a route declares about access (its `config`), read when fastify adds it. */
+interface RouteAccess {
+  readonly action: Action;
+  /** Whether a credential the registry does not know is passed on to the instance rather than refused. */
+  readonly forwardsCredentials: boolean;
+}
+
+/** A route the fast lane answers, with its metrics (kept per route pattern, as fastify's hooks keep them). */
+interface Lane<Route> {
+  readonly route: Route;
+  readonly timings: RouteTimings;
+  /** Until fastify has added the route with an action for its permission, the fast lane leaves its requests to fastify. */
+  access: RouteAccess | undefined;
 }
 
 /**
- * The fast lane: the two hottest requests, a discover answered with an
- * instance (as JSON or as a redirect) and a heartbeat, served straight from
- * node:http without fastify's per-request machinery (router, request and
- * reply objects, hook runners), which measured about a fifth of their CPU
- * per request (docs/performance.md).
+ * The fast lane: the hottest requests, discover (the Maxine API's, answered
+ * with an instance as JSON or as a redirect, and Lightning mode's) and
+ * heartbeat (both), served straight from node:http without fastify's
+ * per-request machinery (router, request and reply objects, hook runners),
+ * which measured about a fifth of their CPU per request
+ * (docs/performance.md).
  *
  * It answers only what the route would answer the same way: the same schema,
  * the same checks, the same access decision (access.ts), the same registry
@@ -72,13 +165,17 @@ export interface FastLaneOptions {
  */
 export class FastLane {
   private closing = false;
-  private readonly discoverTimings: RouteTimings;
-  private readonly heartbeatTimings: RouteTimings;
-  private readonly knownQueries = new Map<string, DiscoverRequest>();
+  /** By the path a discover's URL starts with, `?` included: only that exact spelling. */
+  private readonly discovers = new Map<string, Lane<DiscoverRoute> & { readonly known: Map<string, LaneDiscover> }>();
+  /** By the exact path of a heartbeat. */
+  private readonly renewals = new Map<string, Lane<RenewRoute>>();
 
   constructor(private readonly options: FastLaneOptions) {
-    this.discoverTimings = options.ctx.metrics.requests.route(DISCOVER_ROUTE);
-    this.heartbeatTimings = options.ctx.metrics.requests.route(HEARTBEAT_ROUTE);
+    const { requests } = options.ctx.metrics;
+    for (const route of discoverRoutes(options.ctx)) {
+      this.discovers.set(`${route.path}?`, { route, timings: requests.route(route.path), access: undefined, known: new Map() });
+    }
+    for (const route of renewRoutes()) this.renewals.set(route.path, { route, timings: requests.route(route.path), access: undefined });
   }
 
   /** From now on every request goes to fastify, which answers 503 while it closes. */
@@ -89,17 +186,31 @@ export class FastLane {
   /** A request listener that answers what it can and hands the rest to `fallback` (fastify's handler). */
   listener(fallback: RequestListener): RequestListener {
     return (request, response) => {
-      if (this.closing) return fallback(request, response);
       const { method, url } = request;
-      if (method === 'GET' && url !== undefined && url.startsWith(DISCOVER_PREFIX)) this.discover(request, response, fallback, url);
-      else if (method === 'POST' && url === HEARTBEAT_ROUTE) this.heartbeat(request, response, fallback);
-      else fallback(request, response);
+      if (this.closing || url === undefined) return fallback(request, response);
+      if (method === 'GET') {
+        const question = url.indexOf('?');
+        const lane = question < 0 ? undefined : this.discovers.get(url.slice(0, question + 1));
+        if (lane?.access !== undefined) return this.guarded(request, response, () => this.discover(request, response, fallback, lane, url.slice(question + 1)));
+      } else if (method === 'POST') {
+        const lane = this.renewals.get(url);
+        if (lane?.access !== undefined) return this.guarded(request, response, () => this.renew(request, response, fallback, lane));
+      }
+      fallback(request, response);
     };
   }
 
-  /** For fastify's onRoute hook: a route whose body the fast lane may have read gets it back before its parser runs. */
+  /**
+   * For fastify's onRoute hook: the fast lane decides access as each of its
+   * routes declares it, and a route whose body the fast lane may have read
+   * gets it back before its parser runs.
+   */
   onRoute(route: RouteOptions): void {
-    if (route.url !== HEARTBEAT_ROUTE || route.method !== 'POST') return;
+    const lane = route.method === 'GET' ? this.discovers.get(`${route.url}?`) : route.method === 'POST' ? this.renewals.get(route.url) : undefined;
+    if (lane === undefined) return;
+    const permission = route.config?.permission;
+    lane.access = permission !== undefined && isAction(permission) ? { action: permission, forwardsCredentials: route.config?.forwardsCredentials === true } : undefined;
+    if (route.method !== 'POST') return;
     const handedOver: preParsingHookHandler = (request, _reply, payload, done) => {
       const body = handedOverBodies.get(request.raw);
       done(null, body === undefined ? payload : Readable.from([body]));
@@ -107,11 +218,32 @@ export class FastLane {
     route.preParsing = [...[route.preParsing ?? []].flat(), handedOver];
   }
 
-  private discover(request: IncomingMessage, response: ServerResponse, fallback: RequestListener, url: string): void {
+  /** Runs a step of the fast lane; an error escaping it is a bug, logged and answered as the route's error handler would. */
+  private guarded(request: IncomingMessage, response: ServerResponse, step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      this.options.logger.error({ err: error, method: request.method, url: request.url }, 'unhandled error on the fast lane');
+      if (response.headersSent) {
+        response.destroy();
+        return;
+      }
+      response.writeHead(500, { 'x-request-id': this.options.requestId(request), 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(INTERNAL_JSON) });
+      response.end(INTERNAL_JSON);
+    }
+  }
+
+  private discover(
+    request: IncomingMessage,
+    response: ServerResponse,
+    fallback: RequestListener,
+    lane: Lane<DiscoverRoute> & { readonly known: Map<string, LaneDiscover> },
+    queryString: string,
+  ): void {
     const started = performance.now();
-    const discover = this.discoverRequest(url.slice(DISCOVER_PREFIX.length));
-    if (discover === undefined || isProxied(this.options.ctx, discover)) return fallback(request, response);
-    this.whenAllowed(request, response, fallback, 'discover', discover.serviceName, true, () => {
+    const discover = this.checkedDiscover(lane, queryString);
+    if (discover === undefined || discover.proxied()) return fallback(request, response);
+    this.whenAllowed(request, response, fallback, lane.access!, discover.serviceName, () => {
       let instance;
       try {
         instance = discoverInstance(this.options.ctx, request, discover.discovery);
@@ -119,34 +251,30 @@ export class FastLane {
         // Refused before anything was picked (a name, strategy or filter the route explains), or a bug the route reports.
         return false;
       }
-      if (instance === undefined) this.send(request, response, 503, UNAVAILABLE_JSON, 'GET', this.discoverTimings, started);
-      else if (discover.json) this.send(request, response, 200, instanceJson(instance), 'GET', this.discoverTimings, started);
-      else this.send(request, response, 302, instance.address + discover.endPoint, 'GET', this.discoverTimings, started);
+      this.send(request, response, discover.statusOf(instance), discover.bodyOf(instance), 'GET', lane.timings, started);
       return true;
     });
   }
 
-  /** The checked request for this query string; undefined when the route must explain what is wrong with it. */
-  private discoverRequest(queryString: string): DiscoverRequest | undefined {
-    const known = this.knownQueries.get(queryString);
+  /** The checked discover for this query string; undefined when the route must explain what is wrong with it. */
+  private checkedDiscover(lane: Lane<DiscoverRoute> & { readonly known: Map<string, LaneDiscover> }, queryString: string): LaneDiscover | undefined {
+    const known = lane.known.get(queryString);
     if (known !== undefined) return known;
-    // fastify's router parses queries with the same parser, and its schema check compiles the same schema.
-    const query = parseQuery(queryString);
-    if (!validDiscoverQuery.Check(query)) return undefined;
-    let discover: DiscoverRequest;
+    let discover: LaneDiscover | undefined;
     try {
-      discover = discoverRequest(query);
+      // fastify's router parses queries with the same parser, and its schema check compiles the same schema.
+      discover = lane.route.read(parseQuery(queryString));
     } catch {
       return undefined;
     }
-    if (queryString.length <= KNOWN_QUERY_MAX_LENGTH) {
-      if (this.knownQueries.size >= KNOWN_QUERIES_MAX) this.knownQueries.clear();
-      this.knownQueries.set(queryString, discover);
+    if (discover !== undefined && queryString.length <= KNOWN_QUERY_MAX_LENGTH) {
+      if (lane.known.size >= KNOWN_QUERIES_MAX) lane.known.clear();
+      lane.known.set(queryString, discover);
     }
     return discover;
   }
 
-  private heartbeat(request: IncomingMessage, response: ServerResponse, fallback: RequestListener): void {
+  private renew(request: IncomingMessage, response: ServerResponse, fallback: RequestListener, lane: Lane<RenewRoute>): void {
     const { headers } = request;
     const length = Number(headers['content-length']);
     const fits = length > 0 && length <= HEARTBEAT_BODY_MAX && length <= this.options.ctx.config.bodyLimitBytes;
@@ -158,18 +286,19 @@ export class FastLane {
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     // A client that goes away mid-body leaves nothing to answer.
     request.on('error', () => {});
-    request.on('end', () => this.heartbeatRead(request, response, fallback, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), started));
+    request.on('end', () =>
+      this.guarded(request, response, () => this.renewRead(request, response, fallback, lane, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), started)),
+    );
   }
 
-  private heartbeatRead(request: IncomingMessage, response: ServerResponse, fallback: RequestListener, body: Buffer, started: number): void {
-    const key = this.heartbeatKey(body);
+  private renewRead(request: IncomingMessage, response: ServerResponse, fallback: RequestListener, lane: Lane<RenewRoute>, body: Buffer, started: number): void {
+    const key = instanceNamed(lane.route, body);
     if (key === undefined) return this.handOver(request, response, fallback, body);
-    this.whenAllowed(request, response, this.handOver.bind(this, request, response, fallback, body), 'register', key.service, false, () => {
+    this.whenAllowed(request, response, this.handOver.bind(this, request, response, fallback, body), lane.access!, key.service, () => {
       const instance = this.options.ctx.registry.heartbeat(key);
       // An unknown instance: nothing was renewed, and the route explains it.
       if (instance === undefined) return false;
-      const answer = JSON.stringify({ serviceName: key.service, nodeName: key.id, timeOut: Math.round(instance.ttlMs / 1000) });
-      this.send(request, response, 200, answer, 'POST', this.heartbeatTimings, started);
+      this.send(request, response, 200, lane.route.answerOf(key, instance), 'POST', lane.timings, started);
       return true;
     });
   }
@@ -180,26 +309,8 @@ export class FastLane {
     fallback(request, response);
   }
 
-  /** The instance a heartbeat's body names, when the route's parser and schema would take it. */
-  private heartbeatKey(body: Buffer): InstanceKey | undefined {
-    const text = body.toString('utf8');
-    if (POISONING.test(text)) return undefined;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      return undefined;
-    }
-    if (!validInstanceRef.Check(parsed)) return undefined;
-    try {
-      return instanceKey(parsed.serviceName, parsed.nodeName);
-    } catch {
-      return undefined;
-    }
-  }
-
   /**
-   * Runs `answer` once the request is allowed `action` on `service`, and
+   * Runs `answer` once the request is allowed the route's action on `service`, and
    * hands the request to the route when it is not, when the server started
    * closing meanwhile, or when `answer` declines (returns false).
    */
@@ -207,20 +318,20 @@ export class FastLane {
     request: IncomingMessage,
     response: ServerResponse,
     fallback: RequestListener,
-    action: Action,
+    access: RouteAccess,
     service: string,
-    forwardsCredentials: boolean,
     answer: () => boolean,
   ): void {
-    const allowed = isAllowed(this.options.access, request, action, service, forwardsCredentials);
+    const allowed = isAllowed(this.options.access, request, access.action, service, access.forwardsCredentials);
     if (typeof allowed === 'boolean') {
       if (!(allowed && answer())) fallback(request, response);
       return;
     }
     allowed.then(
-      (yes) => {
-        if (!(yes && !this.closing && answer())) fallback(request, response);
-      },
+      (yes) =>
+        this.guarded(request, response, () => {
+          if (!(yes && !this.closing && answer())) fallback(request, response);
+        }),
       () => fallback(request, response),
     );
   }
@@ -251,5 +362,16 @@ export class FastLane {
     response.end(body);
     timings.observe(method, status, (performance.now() - started) / 1000);
     this.options.ctx.metrics.fastLaneAnswered();
+  }
+}
+
+/** The instance a heartbeat's body names, when the route's parser, schema and checks would take it. */
+function instanceNamed(route: RenewRoute, body: Buffer): InstanceKey | undefined {
+  const text = body.toString('utf8');
+  if (POISONING.test(text)) return undefined;
+  try {
+    return route.keyOf(JSON.parse(text));
+  } catch {
+    return undefined;
   }
 }

@@ -233,6 +233,61 @@ describe('the heartbeat fast lane', () => {
   });
 });
 
+describe("the fast lane on Lightning mode's routes", () => {
+  let maxine: TestMaxine;
+  let nodeId: string;
+
+  before(async () => {
+    maxine = await startTestMaxine();
+    const registered = await maxine.call('POST', '/register', { serviceName: 'orders', host: '10.1.2.3', port: 9000, metadata: { version: '1.2.0', tags: ['blue'] } });
+    assert.equal(registered.status, 200, registered.text);
+    nodeId = registered.json.nodeId;
+  });
+  after(() => maxine.stop());
+
+  it('answers discover as the route does, and leaves the rest to it', async () => {
+    for (const headers of [{}, ANONYMOUS, { authorization: 'Bearer not-a-token' }]) {
+      for (const query of ['serviceName=orders', 'serviceName=orders&version=1.2.0&tags=blue', 'serviceName=orders&loadBalancing=RR', 'serviceName=nobody', 'serviceName=orders&tags=green']) {
+        const before = await laneAnswers(maxine);
+        const fast = await maxine.call('GET', `/discover?${query}`, undefined, headers);
+        const counted = (await laneAnswers(maxine)) - before;
+        const routed = await maxine.call('GET', `/discover/?${query}`, undefined, headers);
+        assert.deepEqual(comparable(fast), comparable(routed), `${query} with ${JSON.stringify(headers)}`);
+        // Lightning's discover does not pass unknown credentials on: the route refuses them, and the fast lane leaves them to it.
+        const refused = headers.authorization === 'Bearer not-a-token';
+        assert.equal(fast.status === 401, refused, `${query}: ${fast.status}`);
+        assert.equal(counted, refused ? 0 : 1, `${query} with ${JSON.stringify(headers)}`);
+      }
+    }
+    for (const query of ['', 'serviceName=', 'serviceName=orders&format=json', 'serviceName=orders&loadBalancing=fastest', 'serviceName=__proto__', 'serviceName=orders&serviceName=x']) {
+      const before = await laneAnswers(maxine);
+      const fast = await maxine.call('GET', `/discover?${query}`, undefined, ANONYMOUS);
+      assert.equal(await laneAnswers(maxine), before, `${query} went to the route`);
+      assert.deepEqual(comparable(fast), comparable(await maxine.call('GET', `/discover/?${query}`, undefined, ANONYMOUS)));
+      assert.ok(fast.status >= 400 && fast.status < 500, `${query}: ${fast.status}`);
+    }
+  });
+
+  it('renews nodes as the route does, and hands it every body it will not answer', async () => {
+    for (const [body, status, counted] of [
+      [{ nodeId }, 200, 1],
+      [{ nodeId: 'orders:10.9.9.9:1' }, 404, 0],
+      [{ nodeId: 'no-colon' }, 400, 0],
+      [{ nodeId: 42 }, 400, 0],
+      [{}, 400, 0],
+      ['{"nodeId":"orders:10.1.2.3:9000","__proto__":{"x":1}}', 400, 0],
+    ] as const) {
+      const before = await laneAnswers(maxine);
+      const fast = await maxine.call('POST', '/heartbeat', body);
+      assert.equal((await laneAnswers(maxine)) - before, counted, JSON.stringify(body));
+      const routed = await maxine.call('POST', '/heartbeat/', body);
+      assert.deepEqual(comparable(fast), comparable(routed), JSON.stringify(body));
+      assert.equal(fast.status, status, `${JSON.stringify(body)}: ${fast.text}`);
+    }
+    assert.deepEqual((await maxine.call('POST', '/heartbeat', { nodeId })).json, { success: true });
+  });
+});
+
 describe('the discover fast lane and access control', () => {
   let maxine: TestMaxine;
   let scopedToken: string;
@@ -303,6 +358,24 @@ describe('the discover fast lane and access control', () => {
       assert.equal(refused.status, status, refused.text);
       assert.equal(await laneAnswers(maxine), before);
       assert.deepEqual((await refusalsOf(refused)).map((event) => event.service), [audited], 'audited once');
+    }
+  });
+});
+
+describe('the fast lane with tracing on', () => {
+  it('is not used: traced requests get their spans from the route', async () => {
+    // Spans go to a loopback port nobody listens on; only the x-trace-id header matters here.
+    const maxine = await startTestMaxine({}, undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_BSP_SCHEDULE_DELAY: '60000' });
+    try {
+      assert.equal((await register(maxine, 'orders', 'orders-1')).status, 200);
+      const discovered = await maxine.call('GET', `${LANE}serviceName=orders&format=json`);
+      assert.equal(discovered.status, 200, discovered.text);
+      assert.match(discovered.headers.get('x-trace-id') ?? '', /^[0-9a-f]{32}$/, 'a server span');
+      const renewed = await maxine.call('POST', '/api/maxine/serviceops/heartbeat', { serviceName: 'orders', nodeName: 'orders-1' });
+      assert.equal(renewed.status, 200, renewed.text);
+      assert.equal(await laneAnswers(maxine), 0);
+    } finally {
+      await maxine.stop();
     }
   });
 });

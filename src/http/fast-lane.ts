@@ -11,10 +11,10 @@ import { isAllowed, type AccessControl } from './access.ts';
 import { isAction } from './permissions.ts';
 import type { AppContext } from './context.ts';
 import { discoverInstance, type DiscoveryQuery } from './discovery.ts';
-import { ApiError, errorJson, INTERNAL_ERROR } from './errors.ts';
-import { LightningDiscoverQuery, lightningDiscovery, lightningNode, lightningUnavailable, nodeKey, NodeRef } from './lightning/routes.ts';
-import { DiscoverQuery, discoverRequest, isProxied } from './maxine/discover-request.ts';
-import { InstanceRef, instanceKey } from './maxine/instance-key.ts';
+import { errorJson, INTERNAL_ERROR } from './errors.ts';
+import { LIGHTNING_SUCCESS, LightningDiscoverQuery, lightningDiscovery, lightningNode, lightningUnavailable, nodeKey, NodeRef } from './lightning/routes.ts';
+import { DiscoverQuery, discoverRequest, discoverUnavailable, isProxied } from './maxine/discover-request.ts';
+import { heartbeatAnswer, InstanceRef, instanceKey } from './maxine/instance-key.ts';
 import { STALE_HEADER } from './response-headers.ts';
 import { instanceJson } from './views.ts';
 
@@ -63,7 +63,7 @@ interface RenewRoute {
 }
 
 function discoverRoutes(ctx: AppContext): DiscoverRoute[] {
-  const unavailable = errorJson(new ApiError(503, 'SERVICE_UNAVAILABLE', 'Service Unavailable'));
+  const unavailable = errorJson(discoverUnavailable());
   const lightningUnavailableJson = errorJson(lightningUnavailable());
   const validDiscoverQuery = Compile(DiscoverQuery);
   const validLightningQuery = Compile(LightningDiscoverQuery);
@@ -101,18 +101,19 @@ function discoverRoutes(ctx: AppContext): DiscoverRoute[] {
 }
 
 function renewRoutes(): RenewRoute[] {
+  const success = JSON.stringify(LIGHTNING_SUCCESS);
   const validInstanceRef = Compile(InstanceRef);
   const validNodeRef = Compile(NodeRef);
   return [
     {
       path: '/api/maxine/serviceops/heartbeat',
       keyOf: (body) => (validInstanceRef.Check(body) ? instanceKey(body.serviceName, body.nodeName) : undefined),
-      answerOf: (key, instance) => JSON.stringify({ serviceName: key.service, nodeName: key.id, timeOut: Math.round(instance.ttlMs / 1000) }),
+      answerOf: (key, instance) => JSON.stringify(heartbeatAnswer(key, instance.ttlMs)),
     },
     {
       path: '/heartbeat',
       keyOf: (body) => (validNodeRef.Check(body) ? nodeKey(body.nodeId) : undefined),
-      answerOf: () => '{"success":true}',
+      answerOf: () => success,
     },
   ];
 }
@@ -135,6 +136,9 @@ interface RouteAccess {
   /** Whether a credential the registry does not know is passed on to the instance rather than refused. */
   readonly forwardsCredentials: boolean;
 }
+
+/** A discover route, with its checked queries. */
+type DiscoverLane = Lane<DiscoverRoute> & { readonly known: Map<string, LaneDiscover> };
 
 /** A route the fast lane answers, with its metrics (kept per route pattern, as fastify's hooks keep them). */
 interface Lane<Route> {
@@ -166,7 +170,7 @@ interface Lane<Route> {
 export class FastLane {
   private closing = false;
   /** By the path a discover's URL starts with, `?` included: only that exact spelling. */
-  private readonly discovers = new Map<string, Lane<DiscoverRoute> & { readonly known: Map<string, LaneDiscover> }>();
+  private readonly discovers = new Map<string, DiscoverLane>();
   /** By the exact path of a heartbeat. */
   private readonly renewals = new Map<string, Lane<RenewRoute>>();
 
@@ -237,7 +241,7 @@ export class FastLane {
     request: IncomingMessage,
     response: ServerResponse,
     fallback: RequestListener,
-    lane: Lane<DiscoverRoute> & { readonly known: Map<string, LaneDiscover> },
+    lane: DiscoverLane,
     queryString: string,
   ): void {
     const started = performance.now();
@@ -257,7 +261,7 @@ export class FastLane {
   }
 
   /** The checked discover for this query string; undefined when the route must explain what is wrong with it. */
-  private checkedDiscover(lane: Lane<DiscoverRoute> & { readonly known: Map<string, LaneDiscover> }, queryString: string): LaneDiscover | undefined {
+  private checkedDiscover(lane: DiscoverLane, queryString: string): LaneDiscover | undefined {
     const known = lane.known.get(queryString);
     if (known !== undefined) return known;
     let discover: LaneDiscover | undefined;

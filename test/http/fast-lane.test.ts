@@ -246,7 +246,7 @@ describe("the fast lane on Lightning mode's routes", () => {
   after(() => maxine.stop());
 
   it('answers discover as the route does, and leaves the rest to it', async () => {
-    for (const headers of [{}, ANONYMOUS, { authorization: 'Bearer not-a-token' }]) {
+    for (const headers of [{}, ANONYMOUS, { authorization: 'Bearer not-a-token' }] as Record<string, string>[]) {
       for (const query of ['serviceName=orders', 'serviceName=orders&version=1.2.0&tags=blue', 'serviceName=orders&loadBalancing=RR', 'serviceName=nobody', 'serviceName=orders&tags=green']) {
         const before = await laneAnswers(maxine);
         const fast = await maxine.call('GET', `/discover?${query}`, undefined, headers);

@@ -45,6 +45,8 @@ export const LightningDiscoverQuery = Type.Object(
 const LightningServersQuery = Type.Object(BlockingQuery, { additionalProperties: false });
 
 const Success = Type.Object({ success: Type.Boolean() });
+/** What Lightning mode answered a heartbeat or a deregistration with. */
+export const LIGHTNING_SUCCESS = { success: true } as const;
 
 /**
  * A node id is `serviceName:host:port`, unique across services (the
@@ -168,7 +170,7 @@ export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
       (request, reply) => {
         const { nodeId } = request.body as Static<typeof NodeRef>;
         if (registry.heartbeat(nodeKey(nodeId)) === undefined) throw unknownNode(nodeId);
-        reply.send({ success: true });
+        reply.send(LIGHTNING_SUCCESS);
       },
     );
 
@@ -186,7 +188,7 @@ export function lightningRoutes(ctx: AppContext): FastifyPluginAsync {
       async (request) => {
         const { nodeId } = request.body as Static<typeof NodeRef>;
         if ((await registry.deregister(nodeKey(nodeId))) === undefined) throw unknownNode(nodeId);
-        return { success: true };
+        return LIGHTNING_SUCCESS;
       },
     );
 

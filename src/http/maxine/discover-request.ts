@@ -67,6 +67,11 @@ export function discoverRequest(query: Static<typeof DiscoverQuery>): DiscoverRe
   };
 }
 
+/** The original's answer when no instance is eligible. */
+export function discoverUnavailable(): ApiError {
+  return new ApiError(503, 'SERVICE_UNAVAILABLE', 'Service Unavailable');
+}
+
 /** Forwarded to the chosen instance by the proxy rather than answered: asked for, or the runtime discoveryMode. */
 export function isProxied(ctx: AppContext, discover: DiscoverRequest): boolean {
   return !discover.json && (discover.mode ?? (ctx.runtime.settings.discoveryMode === 'PROXY' ? 'proxy' : 'redirect')) === 'proxy';

@@ -18,6 +18,11 @@ export const InstanceRef = Type.Object(
   { $id: 'InstanceRef' },
 );
 
+/** A heartbeat's answer: the instance and its lease in seconds. */
+export function heartbeatAnswer(key: InstanceKey, ttlMs: number): { serviceName: string; nodeName: string; timeOut: number } {
+  return { serviceName: key.service, nodeName: key.id, timeOut: Math.round(ttlMs / 1000) };
+}
+
 /** What a client is told about an instance that is not registered (REST and GraphQL alike). */
 export function unknownInstanceMessage(serviceName: string, nodeName: string): string {
   return `No instance "${nodeName}" is registered for service "${serviceName}".`;

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { LIMITS } from '../../core/validation.ts';
 import { BlockingQuery, blockingIndex } from '../blocking.ts';
-import { instanceKey, unknownInstanceMessage } from './instance-key.ts';
+import { heartbeatAnswer, instanceKey, unknownInstanceMessage } from './instance-key.ts';
 import { serviceIn } from '../permissions.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
@@ -10,7 +10,7 @@ import { instanceJson, legacyServersView, servicesV2View } from '../views.ts';
 import { discoverInstance } from '../discovery.ts';
 import { checkedUpstreamPath, forwardToService } from '../proxy/forwarding.ts';
 import { RegisterBody, registrationSpec } from './registration.ts';
-import { DiscoverQuery, discoverRequest, isProxied } from './discover-request.ts';
+import { DiscoverQuery, discoverRequest, discoverUnavailable, isProxied } from './discover-request.ts';
 
 const ServersQuery = Type.Object(
   {
@@ -112,9 +112,10 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
       },
       (request, reply) => {
         const { serviceName, nodeName } = request.body as { serviceName: string; nodeName: string };
-        const instance = registry.heartbeat(instanceKey(serviceName, nodeName));
+        const key = instanceKey(serviceName, nodeName);
+        const instance = registry.heartbeat(key);
         if (instance === undefined) throw unknownInstance(serviceName, nodeName);
-        reply.send({ serviceName, nodeName, timeOut: Math.round(instance.ttlMs / 1000) });
+        reply.send(heartbeatAnswer(key, instance.ttlMs));
       },
     );
 
@@ -160,7 +161,7 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
           );
         }
         const instance = discoverInstance(ctx, request.raw, discover.discovery);
-        if (instance === undefined) throw new ApiError(503, 'SERVICE_UNAVAILABLE', 'Service Unavailable');
+        if (instance === undefined) throw discoverUnavailable();
         if (discover.json) reply.type('application/json; charset=utf-8').send(instanceJson(instance));
         else reply.redirect(instance.address + discover.endPoint, 302);
       },

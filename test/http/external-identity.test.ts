@@ -13,6 +13,7 @@ import { startMaxine, type RunningMaxine } from '../../src/server.ts';
 import { createTestPki, type TestPki } from '../helpers/certs.ts';
 import { call, readResponse, startTestMaxine, TEST_ADMIN, type TestMaxine, type TestResponse } from '../helpers/maxine.ts';
 import { startOidcProvider, type TestOidcProvider } from '../helpers/oidc-provider.ts';
+import { parseScrape, valueOf } from '../helpers/prometheus.ts';
 
 /**
  * External identities end to end, through a real Maxine: bearer tokens
@@ -350,6 +351,18 @@ test("mTLS 'optional': a verified client certificate is a principal that ACL rul
       assert.equal(registered.json.serviceName, 'orders-api');
       const payments = await httpsCall(maxine.url, 'POST', REGISTER, { ca, identity: bot, body: registration('payments') });
       assert.equal(payments.status, 403, payments.text);
+      // Heartbeats take the fast lane over HTTPS too, with the certificate principal decided as the route decides it.
+      const laneAnswers = async () => {
+        const scraped = await httpsCall(maxine.url, 'GET', '/metrics', { ca, headers: bearer(admin) });
+        return valueOf(parseScrape(scraped.text), 'maxine_http_fast_lane_total');
+      };
+      const before = await laneAnswers();
+      const beat = await httpsCall(maxine.url, 'POST', '/api/maxine/serviceops/heartbeat', { ca, identity: bot, body: { serviceName: 'orders-api', nodeName: 'node-1' } });
+      assert.equal(beat.status, 200, beat.text);
+      assert.equal((await laneAnswers()) - before, 1, 'the heartbeat took the fast lane');
+      const anonymousBeat = await httpsCall(maxine.url, 'POST', '/api/maxine/serviceops/heartbeat', { ca, body: { serviceName: 'orders-api', nodeName: 'node-1' } });
+      assert.equal(anonymousBeat.status, 401, anonymousBeat.text);
+      assert.equal((await laneAnswers()) - before, 1, 'the refusal came from the route');
       // A certificate that does not verify never stands for the subject it claims, even with a rule naming that subject.
       const impostor = await httpsCall(maxine.url, 'POST', REGISTER, { ca, identity: foreign, body: registration('orders-api', 'node-2') }).then(
         (response) => response.status,

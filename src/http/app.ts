@@ -39,9 +39,8 @@ import { identityRoutes } from './auth/identities.ts';
 import { auditRoute } from './actuator/audit.ts';
 import { tracesRoute } from './actuator/traces.ts';
 import { prometheusRoutes } from './actuator/prometheus.ts';
-import { traceIdOf } from '../proxy/headers.ts';
 import { FastLane } from './fast-lane.ts';
-import { STALE_HEADER } from './response-headers.ts';
+import { commonHeaders } from './response-headers.ts';
 import { HealthCheckBody, InstanceBody, LeasedInstanceBody } from './views.ts';
 
 
@@ -121,14 +120,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   const { registry, recentRequests } = ctx;
   const echoTraceId = options.tracing === undefined;
   app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-request-id', request.id);
-    // Tracing off, the caller's own trace (when it sent a valid traceparent) is still the one to look for.
-    if (echoTraceId) {
-      const traceId = traceIdOf(request.raw.headers.traceparent);
-      if (traceId !== null) reply.header('x-trace-id', traceId);
-    }
-    // Reads keep coming from the last known catalog while the backend is away; say so.
-    if (!registry.storeHealth().reachable) reply.header(STALE_HEADER, 'true');
+    reply.headers(commonHeaders(request.id, request.raw, echoTraceId, !registry.storeHealth().reachable));
     done();
   });
   // Per route, bound to its pattern: request.routeOptions would build an object per request.

@@ -1,4 +1,4 @@
-import type { IncomingMessage, OutgoingHttpHeaders, RequestListener, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger, preParsingHookHandler, RouteOptions } from 'fastify';
 import { parse as parseQuery } from 'fast-querystring';
@@ -6,7 +6,6 @@ import { Compile } from 'typebox/compile';
 import type { Action } from '../auth/actions.ts';
 import type { Instance, InstanceKey } from '../core/instance.ts';
 import type { RouteTimings } from '../observe/metrics-series.ts';
-import { traceIdOf } from '../proxy/headers.ts';
 import { isAllowed, type AccessControl } from './access.ts';
 import { isAction } from './permissions.ts';
 import type { AppContext } from './context.ts';
@@ -15,7 +14,7 @@ import { errorJson, INTERNAL_ERROR } from './errors.ts';
 import { LIGHTNING_SUCCESS, LightningDiscoverQuery, lightningDiscovery, lightningNode, lightningUnavailable, nodeKey, NodeRef } from './lightning/routes.ts';
 import { DiscoverQuery, discoverRequest, discoverUnavailable, isProxied } from './maxine/discover-request.ts';
 import { heartbeatAnswer, InstanceRef, instanceKey } from './maxine/instance-key.ts';
-import { STALE_HEADER } from './response-headers.ts';
+import { commonHeaders } from './response-headers.ts';
 import { instanceJson } from './views.ts';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -340,7 +339,7 @@ export class FastLane {
     );
   }
 
-  /** The response the route would send: its headers in the order fastify sets them, then the route's metrics. */
+  /** The response the route would send: the same headers in the same order, then the route's metrics. */
   private send(
     request: IncomingMessage,
     response: ServerResponse,
@@ -350,10 +349,8 @@ export class FastLane {
     timings: RouteTimings,
     started: number,
   ): void {
-    const headers: OutgoingHttpHeaders = { 'x-request-id': this.options.requestId(request) };
-    const traceId = traceIdOf(request.headers.traceparent);
-    if (traceId !== null) headers['x-trace-id'] = traceId;
-    if (!this.options.ctx.registry.storeHealth().reachable) headers[STALE_HEADER] = 'true';
+    // Tracing is off whenever the fast lane is on.
+    const headers = commonHeaders(this.options.requestId(request), request, true, !this.options.ctx.registry.storeHealth().reachable);
     let body = bodyOrLocation;
     if (status === 302) {
       headers.location = bodyOrLocation;

@@ -1,0 +1,96 @@
+import { Compile } from 'typebox/compile';
+import type { Instance, InstanceKey } from '../core/instance.ts';
+import type { AppContext } from './context.ts';
+import type { DiscoveryQuery } from './discovery.ts';
+import { errorJson } from './errors.ts';
+import { LIGHTNING_SUCCESS, LightningDiscoverQuery, lightningDiscovery, lightningNode, lightningUnavailable, nodeKey, NodeRef } from './lightning/routes.ts';
+import { DiscoverQuery, discoverRequest, discoverUnavailable, isProxied } from './maxine/discover-request.ts';
+import { heartbeatAnswer, InstanceRef, instanceKey } from './maxine/instance-key.ts';
+import { instanceJson } from './views.ts';
+
+/*
+ * The routes the fast lane (fast-lane.ts) answers, each read and answered
+ * through the functions its route uses, so that both give the same answer.
+ */
+
+/** A discover as the fast lane answers it: checked, and how each outcome is written. */
+export interface LaneDiscover {
+  readonly serviceName: string;
+  readonly discovery: DiscoveryQuery;
+  /** Left to the route (the proxy answers it). */
+  proxied(): boolean;
+  /** The status, and the body (or the Location of a redirect), for the instance picked or for none. */
+  statusOf(instance: Instance | undefined): number;
+  bodyOf(instance: Instance | undefined): string;
+}
+
+/** A discover route the fast lane answers: `GET <path>?<query>`. */
+export interface DiscoverRoute {
+  readonly path: string;
+  /** From a parsed query: undefined when the route's schema refuses it; throws what the route's checks refuse. */
+  read(query: unknown): LaneDiscover | undefined;
+}
+
+/** A heartbeat route the fast lane answers: `POST <path>` with a small JSON body. */
+export interface RenewRoute {
+  readonly path: string;
+  /** The instance a body the route's parser and schema take names; throws what the route would refuse. */
+  keyOf(body: unknown): InstanceKey | undefined;
+  answerOf(key: InstanceKey, instance: Instance): string;
+}
+
+export function discoverRoutes(ctx: AppContext): DiscoverRoute[] {
+  const unavailable = errorJson(discoverUnavailable());
+  const lightningUnavailableJson = errorJson(lightningUnavailable());
+  const validDiscoverQuery = Compile(DiscoverQuery);
+  const validLightningQuery = Compile(LightningDiscoverQuery);
+  return [
+    {
+      path: '/api/maxine/serviceops/discover',
+      read: (query) => {
+        if (!validDiscoverQuery.Check(query)) return undefined;
+        const discover = discoverRequest(query);
+        const found = discover.json ? 200 : 302;
+        return {
+          serviceName: discover.serviceName,
+          discovery: discover.discovery,
+          proxied: () => isProxied(ctx, discover),
+          statusOf: (instance) => (instance === undefined ? 503 : found),
+          bodyOf: (instance) => (instance === undefined ? unavailable : discover.json ? instanceJson(instance) : instance.address + discover.endPoint),
+        };
+      },
+    },
+    {
+      path: '/discover',
+      read: (query) => {
+        if (!validLightningQuery.Check(query)) return undefined;
+        const discovery = lightningDiscovery(query);
+        return {
+          serviceName: discovery.serviceName,
+          discovery,
+          proxied: () => false,
+          statusOf: (instance) => (instance === undefined ? 404 : 200),
+          bodyOf: (instance) => (instance === undefined ? lightningUnavailableJson : JSON.stringify(lightningNode(instance))),
+        };
+      },
+    },
+  ];
+}
+
+export function renewRoutes(): RenewRoute[] {
+  const success = JSON.stringify(LIGHTNING_SUCCESS);
+  const validInstanceRef = Compile(InstanceRef);
+  const validNodeRef = Compile(NodeRef);
+  return [
+    {
+      path: '/api/maxine/serviceops/heartbeat',
+      keyOf: (body) => (validInstanceRef.Check(body) ? instanceKey(body.serviceName, body.nodeName) : undefined),
+      answerOf: (key, instance) => JSON.stringify(heartbeatAnswer(key, instance.ttlMs)),
+    },
+    {
+      path: '/heartbeat',
+      keyOf: (body) => (validNodeRef.Check(body) ? nodeKey(body.nodeId) : undefined),
+      answerOf: () => success,
+    },
+  ];
+}

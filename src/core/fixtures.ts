@@ -3,7 +3,7 @@
  * overridable one by one, frozen like the catalog's own.
  */
 import { Catalog } from './catalog.ts';
-import { buildAddress, type Instance, type InstanceSpec } from './instance.ts';
+import { buildAddress, instanceOf, type Instance, type InstanceSpec } from './instance.ts';
 
 export function testSpec(service: string, id: string, overrides: Partial<InstanceSpec> = {}): InstanceSpec {
   return {
@@ -27,19 +27,19 @@ export function testSpec(service: string, id: string, overrides: Partial<Instanc
 }
 
 export function testInstance(service: string, id: string, overrides: Partial<Instance> = {}): Instance {
-  const fields = {
-    ...testSpec(service, id),
+  const spec = testSpec(service, id, overrides);
+  return instanceOf(spec, {
     statusReason: '',
     statusChangedAt: 1,
-    health: 'passing' as const,
+    health: 'passing',
     healthReason: '',
     healthChangedAt: 1,
     registeredAt: 1,
     createRevision: 0,
     modifyRevision: 0,
     ...overrides,
-  };
-  return Object.freeze({ ...fields, address: buildAddress(fields.scheme, fields.host, fields.port, fields.path) });
+    address: buildAddress(spec.scheme, spec.host, spec.port, spec.path),
+  });
 }
 
 /** A catalog holding `instances` of service `service`: [id, port, overrides]. */

@@ -92,6 +92,82 @@ export function buildAddress(scheme: Scheme, host: string, port: number, path: s
   return `${scheme}://${bracketed}${portPart}${path}`;
 }
 
+/** An instance's fields beyond its spec: states, times, revisions and address. */
+export type InstanceState = Omit<Instance, keyof InstanceSpec>;
+
+/**
+ * A frozen Instance with exactly the Instance fields, always in this order,
+ * so that every instance shares one hidden class; tags, metadata and check
+ * are reused when already frozen, otherwise copied and frozen (the metadata
+ * copy defines own data properties, so a key such as "__proto__" stays an
+ * ordinary key). Instances are built here, never by spreading one into an
+ * object literal with more fields: V8 then made each object several times
+ * larger and allocated several times more to build it (docs/performance.md,
+ * "Building instances").
+ */
+export function instanceOf(spec: InstanceSpec, state: InstanceState): Instance {
+  const { tags, metadata, check } = spec;
+  return Object.freeze({
+    service: spec.service,
+    id: spec.id,
+    scheme: spec.scheme,
+    host: spec.host,
+    port: spec.port,
+    path: spec.path,
+    weight: spec.weight,
+    tags: Object.isFrozen(tags) ? tags : Object.freeze(tags.slice()),
+    version: spec.version,
+    zone: spec.zone,
+    metadata: Object.isFrozen(metadata) ? metadata : Object.freeze({ ...metadata }),
+    healthCheckPath: spec.healthCheckPath,
+    status: spec.status,
+    ttlMs: spec.ttlMs,
+    check: check === null ? null : frozenCheck(check),
+    statusReason: state.statusReason,
+    statusChangedAt: state.statusChangedAt,
+    health: state.health,
+    healthReason: state.healthReason,
+    healthChangedAt: state.healthChangedAt,
+    registeredAt: state.registeredAt,
+    createRevision: state.createRevision,
+    modifyRevision: state.modifyRevision,
+    address: state.address,
+  });
+}
+
+/** The instance as a store keeps it: the same fields, stamped with the store's revisions. */
+export function withRevisions(instance: Instance, createRevision: number, modifyRevision: number): Instance {
+  return instanceOf(instance, {
+    statusReason: instance.statusReason,
+    statusChangedAt: instance.statusChangedAt,
+    health: instance.health,
+    healthReason: instance.healthReason,
+    healthChangedAt: instance.healthChangedAt,
+    registeredAt: instance.registeredAt,
+    createRevision,
+    modifyRevision,
+    address: instance.address,
+  });
+}
+
+/** A frozen copy with exactly the HealthCheck fields, in one order. */
+function frozenCheck(c: HealthCheck): HealthCheck {
+  if (Object.isFrozen(c)) return c;
+  return Object.freeze({
+    type: c.type,
+    path: c.path,
+    statusMin: c.statusMin,
+    statusMax: c.statusMax,
+    bodyMatch: c.bodyMatch,
+    intervalMs: c.intervalMs,
+    timeoutMs: c.timeoutMs,
+    rise: c.rise,
+    fall: c.fall,
+    jitterMs: c.jitterMs,
+    deregisterCriticalAfterMs: c.deregisterCriticalAfterMs,
+  } satisfies HealthCheck);
+}
+
 /**
  * True when two specs describe the same visible instance, so that a
  * re-registration is only a lease renewal and must not bump the revision.

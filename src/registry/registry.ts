@@ -2,6 +2,7 @@ import type { Catalog } from '../core/catalog.ts';
 import type { SelectionFilter } from '../core/filter.ts';
 import {
   buildAddress,
+  instanceOf,
   sameSpec,
   type AdminStatus,
   type Health,
@@ -131,10 +132,7 @@ export class Registry {
     }
     const statusKept = previous !== undefined && previous.status === spec.status;
     // Health is the checks' verdict: a re-registration (or a heartbeat) never clears it, only `rise` passing probes do.
-    const instance: Instance = Object.freeze({
-      ...spec,
-      tags: Object.freeze([...spec.tags]),
-      metadata: Object.freeze({ ...spec.metadata }),
+    const instance = instanceOf(spec, {
       statusReason: statusKept ? previous.statusReason : '',
       statusChangedAt: statusKept ? previous.statusChangedAt : now,
       health: previous?.health ?? 'passing',

@@ -1,6 +1,6 @@
-import { ADMIN_STATUSES, CHECK_TYPES, HEALTH_STATES } from '../core/instance.ts';
+import { ADMIN_STATUSES, CHECK_TYPES, HEALTH_STATES, withRevisions } from '../core/instance.ts';
 import type { Snapshot } from '../core/changes.ts';
-import type { HealthCheck, Instance, Scheme } from '../core/instance.ts';
+import type { Instance, Scheme } from '../core/instance.ts';
 
 /**
  * The instance as every store persists it (log lines, snapshots, redis
@@ -26,42 +26,12 @@ const SCHEMES: readonly Scheme[] = ['http', 'https'];
 
 /**
  * Validates an instance about to be stored and returns a new frozen object
- * with exactly the Instance fields, always in the same order (one hidden
- * class for all), and the revisions stamped. Tags and metadata are reused
- * when already frozen, otherwise copied and frozen; the metadata copy uses
- * object spread, which defines own data properties, so a key such as
- * "__proto__" stays an ordinary key and never changes a prototype.
+ * with exactly the Instance fields in one order (core's instanceOf), stamped
+ * with the revisions.
  */
 export function stampedInstance(value: Instance, createRevision: number, modifyRevision: number): Instance {
   checkInstance(fields(value, 'instance'), false);
-  const { tags, metadata } = value;
-  const instance: Instance = {
-    service: value.service,
-    id: value.id,
-    scheme: value.scheme,
-    host: value.host,
-    port: value.port,
-    path: value.path,
-    weight: value.weight,
-    tags: Object.isFrozen(tags) ? tags : Object.freeze(tags.slice()),
-    version: value.version,
-    zone: value.zone,
-    metadata: Object.isFrozen(metadata) ? metadata : Object.freeze({ ...metadata }),
-    healthCheckPath: value.healthCheckPath,
-    status: value.status,
-    ttlMs: value.ttlMs,
-    check: value.check === null ? null : frozenCheck(value.check),
-    statusReason: value.statusReason,
-    statusChangedAt: value.statusChangedAt,
-    health: value.health,
-    healthReason: value.healthReason,
-    healthChangedAt: value.healthChangedAt,
-    registeredAt: value.registeredAt,
-    createRevision,
-    modifyRevision,
-    address: value.address,
-  };
-  return Object.freeze(instance);
+  return withRevisions(value, createRevision, modifyRevision);
 }
 
 /**
@@ -163,24 +133,6 @@ function healthCheck(o: Fields): void {
   }
   text(o, 'bodyMatch');
   if (Object.keys(o).length !== CHECK_FIELDS) throw new DataError('"check" has fields that are not HealthCheck fields');
-}
-
-/** A frozen copy with exactly the HealthCheck fields, in one order. */
-function frozenCheck(c: HealthCheck): HealthCheck {
-  if (Object.isFrozen(c)) return c;
-  return Object.freeze({
-    type: c.type,
-    path: c.path,
-    statusMin: c.statusMin,
-    statusMax: c.statusMax,
-    bodyMatch: c.bodyMatch,
-    intervalMs: c.intervalMs,
-    timeoutMs: c.timeoutMs,
-    rise: c.rise,
-    fall: c.fall,
-    jitterMs: c.jitterMs,
-    deregisterCriticalAfterMs: c.deregisterCriticalAfterMs,
-  } satisfies HealthCheck);
 }
 
 function tags(value: unknown): void {

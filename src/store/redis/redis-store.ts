@@ -1,5 +1,5 @@
 import { ClientClosedError, ClientOfflineError } from 'redis';
-import type { Instance, InstanceKey } from '../../core/instance.ts';
+import { withRevisions, type Instance, type InstanceKey } from '../../core/instance.ts';
 import { DataError, stampedInstance } from '../instance-record.ts';
 import {
   REACHABLE,
@@ -171,7 +171,7 @@ export class RedisStore implements RegistryStore {
     );
     const [revision, createRevision] = reply as [number, number];
     await this.applied(revision);
-    return Object.freeze({ ...base, createRevision, modifyRevision: revision });
+    return withRevisions(base, createRevision, revision);
   }
 
   renew(instance: Instance, renewedAt: number): void {
@@ -193,7 +193,7 @@ export class RedisStore implements RegistryStore {
     if (revision < 0) throw new FencedError(`redis store: fencing token ${fencingToken} is not the current leader's; ${base.service}/${base.id} was not updated`);
     if (revision === 0) return null;
     await this.applied(revision);
-    return Object.freeze({ ...base, createRevision, modifyRevision: revision });
+    return withRevisions(base, createRevision, revision);
   }
 
   async remove(key: InstanceKey, reason: 'deregistered'): Promise<number | null> {

@@ -1,5 +1,5 @@
 import type { CatalogEntry } from '../../core/catalog.ts';
-import type { Instance, InstanceKey } from '../../core/instance.ts';
+import { withRevisions, type Instance, type InstanceKey } from '../../core/instance.ts';
 import { FencedError, StoreUnavailableError, type StateSource } from '../store.ts';
 import { newRid } from './append.ts';
 import { claimed, fenceHolds, isLive, resigned } from './leadership.ts';
@@ -130,7 +130,7 @@ export function compose(batch: readonly Op[], ctx: ComposeContext): Composition 
   };
   const put = (instance: Instance, createRevision: number, renewedAt: number): Instance => {
     const rev = ++revision;
-    const stored: Instance = Object.freeze({ ...instance, createRevision: createRevision || rev, modifyRevision: rev });
+    const stored = withRevisions(instance, createRevision || rev, rev);
     entries.push({ op: 'upsert', rev, renewedAt, instance: stored });
     written.set(keyString(stored), stored);
     return stored;

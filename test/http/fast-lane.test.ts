@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout } from 'node:timers/promises';
 import { startTestMaxine, type TestMaxine, type TestResponse } from '../helpers/maxine.ts';
 import { parseScrape, valueOf } from '../helpers/prometheus.ts';
 
@@ -375,6 +378,32 @@ describe('the fast lane with tracing on', () => {
       assert.equal(renewed.status, 200, renewed.text);
       assert.equal(await laneAnswers(maxine), 0);
     } finally {
+      await maxine.stop();
+    }
+  });
+});
+
+describe('the fast lane while Maxine closes', () => {
+  it('hands a request that arrives after closing began to fastify, which answers 503', async () => {
+    const maxine = await startTestMaxine();
+    assert.equal((await register(maxine, 'orders', 'orders-1')).status, 200);
+    let closed: Promise<void> | undefined;
+    const socket = connect(Number(new URL(maxine.url).port), '127.0.0.1');
+    try {
+      await once(socket, 'connect');
+      let answer = '';
+      socket.setEncoding('utf8').on('data', (chunk: string) => (answer += chunk));
+      // Half a request: the connection is busy, so closing neither drops it nor waits for it idle.
+      socket.write(`GET ${LANE}serviceName=orders&format=json HTTP/1.1\r\nHost: 127.0.0.1\r\n`);
+      await setTimeout(100);
+      closed = maxine.close();
+      await setTimeout(200);
+      socket.write('\r\n');
+      await once(socket, 'end');
+      assert.match(answer, /^HTTP\/1\.1 503 /, answer);
+    } finally {
+      socket.destroy();
+      await (closed ?? maxine.close());
       await maxine.stop();
     }
   });

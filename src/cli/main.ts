@@ -5,6 +5,7 @@ import type { RunningMaxine } from '../server.ts';
 import { registerAdminCommands } from './admin.ts';
 import { exitOnSignals } from './shutdown.ts';
 import { describeStartupError } from './startup-error.ts';
+import { warmUpNextTick } from './next-tick-warmup.ts';
 
 async function serve(flags: Record<string, unknown>): Promise<void> {
   let config: MaxineConfig;
@@ -15,6 +16,7 @@ async function serve(flags: Record<string, unknown>): Promise<void> {
     process.stderr.write(`maxine: ${err.message}\n`);
     process.exit(2);
   }
+  warmUpNextTick();
   // Loaded here so that --help and configuration errors don't load the HTTP stack.
   const { startMaxine } = await import('../server.ts');
   const starting = startMaxine(config);

@@ -5,7 +5,7 @@ import type { RunningMaxine } from '../server.ts';
 import { registerAdminCommands } from './admin.ts';
 import { exitOnSignals } from './shutdown.ts';
 import { describeStartupError } from './startup-error.ts';
-import { warmUpNextTick } from './next-tick-warmup.ts';
+import { prepareRuntimeForServing } from './serving-runtime.ts';
 
 async function serve(flags: Record<string, unknown>): Promise<void> {
   let config: MaxineConfig;
@@ -16,7 +16,7 @@ async function serve(flags: Record<string, unknown>): Promise<void> {
     process.stderr.write(`maxine: ${err.message}\n`);
     process.exit(2);
   }
-  warmUpNextTick();
+  prepareRuntimeForServing();
   // Loaded here so that --help and configuration errors don't load the HTTP stack.
   const { startMaxine } = await import('../server.ts');
   const starting = startMaxine(config);

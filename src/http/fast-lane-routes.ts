@@ -36,7 +36,7 @@ export interface RenewRoute {
   readonly path: string;
   /** The instance a body the route's parser and schema take names; throws what the route would refuse. */
   keyOf(body: unknown): InstanceKey | undefined;
-  answerOf(key: InstanceKey, instance: Instance): string;
+  answerOf(instance: Instance): string;
 }
 
 export function discoverRoutes(ctx: AppContext): DiscoverRoute[] {
@@ -77,6 +77,22 @@ export function discoverRoutes(ctx: AppContext): DiscoverRoute[] {
   ];
 }
 
+/**
+ * A heartbeat's answer names the instance and its lease, so it is the same
+ * for every heartbeat of one instance version (instances are immutable): built
+ * once per version, as the discover answers are (views.ts).
+ */
+const heartbeatAnswers = new WeakMap<Instance, string>();
+
+function heartbeatJson(instance: Instance): string {
+  let json = heartbeatAnswers.get(instance);
+  if (json === undefined) {
+    json = JSON.stringify(heartbeatAnswer(instance, instance.ttlMs));
+    heartbeatAnswers.set(instance, json);
+  }
+  return json;
+}
+
 export function renewRoutes(): RenewRoute[] {
   const success = JSON.stringify(LIGHTNING_SUCCESS);
   const validInstanceRef = Compile(InstanceRef);
@@ -85,7 +101,7 @@ export function renewRoutes(): RenewRoute[] {
     {
       path: '/api/maxine/serviceops/heartbeat',
       keyOf: (body) => (validInstanceRef.Check(body) ? instanceKey(body.serviceName, body.nodeName) : undefined),
-      answerOf: (key, instance) => JSON.stringify(heartbeatAnswer(key, instance.ttlMs)),
+      answerOf: heartbeatJson,
     },
     {
       path: '/heartbeat',

@@ -26,8 +26,6 @@ const KNOWN_QUERY_MAX_LENGTH = 512;
 
 /** A heartbeat names an instance with bounded names; a longer body is the route's to read (and to refuse when over the limit). */
 const HEARTBEAT_BODY_MAX = 1024;
-/** The JSON bodies fastify's parser takes for the route; anything else (charset variants included) is the route's. */
-const JSON_CONTENT_TYPES = new Set(['application/json', 'application/json; charset=utf-8']);
 /** Bodies naming these are the route's: its parser refuses prototype poisoning, with its own answer. */
 const POISONING = /__proto__|constructor|prototype/;
 
@@ -160,7 +158,7 @@ export class FastLane {
     const started = performance.now();
     const discover = this.checkedDiscover(lane, queryString);
     if (discover === undefined || discover.proxied()) return fallback(request, response);
-    this.whenAllowed(request, response, fallback, lane.access!, discover.serviceName, () => {
+    this.whenAllowed(request, response, fallback, lane.access!, discover.serviceName, undefined, () => {
       let instance;
       try {
         instance = discoverInstance(this.options.ctx, request, discover.discovery);
@@ -195,7 +193,7 @@ export class FastLane {
     const { headers } = request;
     const length = Number(headers['content-length']);
     const fits = length > 0 && length <= HEARTBEAT_BODY_MAX && length <= this.options.ctx.config.bodyLimitBytes;
-    if (!fits || headers['transfer-encoding'] !== undefined || !JSON_CONTENT_TYPES.has(headers['content-type'] ?? '')) {
+    if (!fits || headers['transfer-encoding'] !== undefined || !isPlainJson(headers['content-type'])) {
       return fallback(request, response);
     }
     const started = performance.now();
@@ -210,26 +208,27 @@ export class FastLane {
 
   private renewRead(request: IncomingMessage, response: ServerResponse, fallback: RequestListener, lane: Lane<RenewRoute>, body: Buffer, started: number): void {
     const key = instanceNamed(lane.route, body);
-    if (key === undefined) return this.handOver(request, response, fallback, body);
-    this.whenAllowed(request, response, this.handOver.bind(this, request, response, fallback, body), lane.access!, key.service, () => {
+    if (key === undefined) return this.toRoute(request, response, fallback, body);
+    this.whenAllowed(request, response, fallback, lane.access!, key.service, body, () => {
       const instance = this.options.ctx.registry.heartbeat(key);
       // An unknown instance: nothing was renewed, and the route explains it.
       if (instance === undefined) return false;
-      this.send(request, response, 200, lane.route.answerOf(key, instance), 'POST', lane.timings, started);
+      this.send(request, response, 200, lane.route.answerOf(instance), 'POST', lane.timings, started);
       return true;
     });
   }
 
-  /** The route answers, reading the body the fast lane already read. */
-  private handOver(request: IncomingMessage, response: ServerResponse, fallback: RequestListener, body: Buffer): void {
-    handedOverBodies.set(request, body);
+  /** The route answers, reading the body from here if the fast lane already read it. */
+  private toRoute(request: IncomingMessage, response: ServerResponse, fallback: RequestListener, body: Buffer | undefined): void {
+    if (body !== undefined) handedOverBodies.set(request, body);
     fallback(request, response);
   }
 
   /**
    * Runs `answer` once the request is allowed the route's action on `service`, and
-   * hands the request to the route when it is not, when the server started
-   * closing meanwhile, or when `answer` declines (returns false).
+   * hands the request to the route (with the `body` the fast lane read, if any)
+   * when it is not, when the server started closing meanwhile, or when
+   * `answer` declines (returns false).
    */
   private whenAllowed(
     request: IncomingMessage,
@@ -237,19 +236,20 @@ export class FastLane {
     fallback: RequestListener,
     access: RouteAccess,
     service: string,
+    body: Buffer | undefined,
     answer: () => boolean,
   ): void {
     const allowed = isAllowed(this.options.access, request, access.action, service, access.forwardsCredentials);
     if (typeof allowed === 'boolean') {
-      if (!(allowed && answer())) fallback(request, response);
+      if (!(allowed && answer())) this.toRoute(request, response, fallback, body);
       return;
     }
     allowed.then(
       (yes) =>
         this.guarded(request, response, () => {
-          if (!(yes && !this.closing && answer())) fallback(request, response);
+          if (!(yes && !this.closing && answer())) this.toRoute(request, response, fallback, body);
         }),
-      () => fallback(request, response),
+      () => this.toRoute(request, response, fallback, body),
     );
   }
 
@@ -278,6 +278,11 @@ export class FastLane {
     timings.observe(method, status, (performance.now() - started) / 1000);
     this.options.ctx.metrics.fastLaneAnswered();
   }
+}
+
+/** Whether fastify's JSON parser takes a body of this type for the route; anything else (charset variants included) is the route's. */
+function isPlainJson(contentType: string | undefined): boolean {
+  return contentType === 'application/json' || contentType === 'application/json; charset=utf-8';
 }
 
 /** The instance a heartbeat's body names, when the route's parser, schema and checks would take it. */

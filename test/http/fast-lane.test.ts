@@ -200,6 +200,18 @@ describe('the heartbeat fast lane', () => {
     assert.equal(extraField.answer.status, 200);
   });
 
+  it('answers with the lease of the instance as it is now, after a re-registration changed it', async () => {
+    const body = { serviceName: 'leases', nodeName: 'leases-1' };
+    for (const timeOut of [30, 45, 30]) {
+      assert.equal((await register(maxine, 'leases', 'leases-1', { timeOut })).status, 200);
+      for (let i = 0; i < 2; i++) {
+        const { answer, counted } = await both(body);
+        assert.deepEqual(answer.json, { serviceName: 'leases', nodeName: 'leases-1', timeOut });
+        assert.equal(counted, 1, 'answered by the fast lane');
+      }
+    }
+  });
+
   it('hands every body it will not answer to the route, intact, and the route answers as it always has', async () => {
     const handedOver: [unknown, Record<string, string>, number][] = [
       [{ serviceName: 'orders', nodeName: 'nobody' }, {}, 404],

@@ -1,7 +1,7 @@
 import { Compile } from 'typebox/compile';
 import type { Instance, InstanceKey } from '../core/instance.ts';
 import type { AppContext } from './context.ts';
-import type { DiscoveryQuery } from './discovery.ts';
+import { checkDiscovery, type CheckedDiscovery } from './discovery.ts';
 import { errorJson } from './errors.ts';
 import { LIGHTNING_SUCCESS, LightningDiscoverQuery, lightningDiscovery, lightningNode, lightningUnavailable, nodeKey, NodeRef } from './lightning/routes.ts';
 import { DiscoverQuery, discoverRequest, discoverUnavailable, isProxied } from './maxine/discover-request.ts';
@@ -15,8 +15,7 @@ import { instanceJson } from './views.ts';
 
 /** A discover as the fast lane answers it: checked, and how each outcome is written. */
 export interface LaneDiscover {
-  readonly serviceName: string;
-  readonly discovery: DiscoveryQuery;
+  readonly discovery: CheckedDiscovery;
   /** Left to the route (the proxy answers it). */
   proxied(): boolean;
   /** The status, and the body (or the Location of a redirect), for the instance picked or for none. */
@@ -27,7 +26,7 @@ export interface LaneDiscover {
 /** A discover route the fast lane answers: `GET <path>?<query>`. */
 export interface DiscoverRoute {
   readonly path: string;
-  /** From a parsed query: undefined when the route's schema refuses it; throws what the route's checks refuse. */
+  /** From a parsed query: undefined when the route's schema refuses it; throws what the route's checks (the name, strategy and filters included) refuse. */
   read(query: unknown): LaneDiscover | undefined;
 }
 
@@ -52,8 +51,7 @@ export function discoverRoutes(ctx: AppContext): DiscoverRoute[] {
         const discover = discoverRequest(query);
         const found = discover.json ? 200 : 302;
         return {
-          serviceName: discover.serviceName,
-          discovery: discover.discovery,
+          discovery: checkDiscovery(discover.discovery),
           proxied: () => isProxied(ctx, discover),
           statusOf: (instance) => (instance === undefined ? 503 : found),
           bodyOf: (instance) => (instance === undefined ? unavailable : discover.json ? instanceJson(instance) : instance.address + discover.endPoint),
@@ -66,8 +64,7 @@ export function discoverRoutes(ctx: AppContext): DiscoverRoute[] {
         if (!validLightningQuery.Check(query)) return undefined;
         const discovery = lightningDiscovery(query);
         return {
-          serviceName: discovery.serviceName,
-          discovery,
+          discovery: checkDiscovery(discovery),
           proxied: () => false,
           statusOf: (instance) => (instance === undefined ? 404 : 200),
           bodyOf: (instance) => (instance === undefined ? lightningUnavailableJson : JSON.stringify(lightningNode(instance))),

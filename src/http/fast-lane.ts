@@ -1,4 +1,6 @@
+import { Buffer } from 'node:buffer';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger, preParsingHookHandler, RouteOptions } from 'fastify';
 import { parse as parseQuery } from 'fast-querystring';
@@ -8,7 +10,7 @@ import type { RouteTimings } from '../observe/metrics-series.ts';
 import { isAllowed, type AccessControl } from './access.ts';
 import { isAction } from './permissions.ts';
 import type { AppContext } from './context.ts';
-import { discoverInstance } from './discovery.ts';
+import { pickInstance } from './discovery.ts';
 import { errorJson, INTERNAL_ERROR } from './errors.ts';
 import { discoverRoutes, renewRoutes, type DiscoverRoute, type LaneDiscover, type RenewRoute } from './fast-lane-routes.ts';
 import { commonHeaders } from './response-headers.ts';
@@ -17,12 +19,13 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 const INTERNAL_JSON = errorJson(INTERNAL_ERROR);
 
 /**
- * Clients ask for the same few queries over and over: checked requests are
- * kept by query string, a bounded number of bounded keys per route, dropped
- * all at once when full (a query is checked again, never answered differently).
+ * Clients ask for the same few discovers over and over: checked discovers
+ * are kept by their whole URL (one lookup, and no slicing, per request), a
+ * bounded number of bounded keys, dropped all at once when full (a URL is
+ * checked again, never answered differently).
  */
-const KNOWN_QUERIES_MAX = 1024;
-const KNOWN_QUERY_MAX_LENGTH = 512;
+const KNOWN_DISCOVERS_MAX = 2048;
+const KNOWN_DISCOVER_URL_MAX_LENGTH = 512;
 
 /** A heartbeat names an instance with bounded names; a longer body is the route's to read (and to refuse when over the limit). */
 const HEARTBEAT_BODY_MAX = 1024;
@@ -48,8 +51,11 @@ interface RouteAccess {
   readonly forwardsCredentials: boolean;
 }
 
-/** A discover route, with its checked queries. */
-type DiscoverLane = Lane<DiscoverRoute> & { readonly known: Map<string, LaneDiscover> };
+/** A discover URL the fast lane checked: its route and what it asks for. */
+interface KnownDiscover {
+  readonly lane: Lane<DiscoverRoute>;
+  readonly discover: LaneDiscover;
+}
 
 /** A route the fast lane answers, with its metrics (kept per route pattern, as fastify's hooks keep them). */
 interface Lane<Route> {
@@ -81,14 +87,16 @@ interface Lane<Route> {
 export class FastLane {
   private closing = false;
   /** By the path a discover's URL starts with, `?` included: only that exact spelling. */
-  private readonly discovers = new Map<string, DiscoverLane>();
+  private readonly discovers = new Map<string, Lane<DiscoverRoute>>();
+  /** By the whole URL. */
+  private readonly knownDiscovers = new Map<string, KnownDiscover>();
   /** By the exact path of a heartbeat. */
   private readonly renewals = new Map<string, Lane<RenewRoute>>();
 
   constructor(private readonly options: FastLaneOptions) {
     const { requests } = options.ctx.metrics;
     for (const route of discoverRoutes(options.ctx)) {
-      this.discovers.set(`${route.path}?`, { route, timings: requests.route(route.path), access: undefined, known: new Map() });
+      this.discovers.set(`${route.path}?`, { route, timings: requests.route(route.path), access: undefined });
     }
     for (const route of renewRoutes()) this.renewals.set(route.path, { route, timings: requests.route(route.path), access: undefined });
   }
@@ -104,9 +112,11 @@ export class FastLane {
       const { method, url } = request;
       if (this.closing || url === undefined) return fallback(request, response);
       if (method === 'GET') {
+        const known = this.knownDiscovers.get(url);
+        if (known !== undefined) return this.guarded(request, response, () => this.discover(request, response, fallback, known, performance.now()));
         const question = url.indexOf('?');
         const lane = question < 0 ? undefined : this.discovers.get(url.slice(0, question + 1));
-        if (lane?.access !== undefined) return this.guarded(request, response, () => this.discover(request, response, fallback, lane, url.slice(question + 1)));
+        if (lane?.access !== undefined) return this.guarded(request, response, () => this.discoverChecking(request, response, fallback, lane, url, question));
       } else if (method === 'POST') {
         const lane = this.renewals.get(url);
         if (lane?.access !== undefined) return this.guarded(request, response, () => this.renew(request, response, fallback, lane));
@@ -148,22 +158,29 @@ export class FastLane {
     }
   }
 
-  private discover(
+  /** A discover whose URL the fast lane has not checked (or no longer keeps). */
+  private discoverChecking(
     request: IncomingMessage,
     response: ServerResponse,
     fallback: RequestListener,
-    lane: DiscoverLane,
-    queryString: string,
+    lane: Lane<DiscoverRoute>,
+    url: string,
+    question: number,
   ): void {
     const started = performance.now();
-    const discover = this.checkedDiscover(lane, queryString);
-    if (discover === undefined || discover.proxied()) return fallback(request, response);
-    this.whenAllowed(request, response, fallback, lane.access!, discover.serviceName, undefined, () => {
+    const known = this.checkedDiscover(lane, url, question);
+    if (known === undefined) return fallback(request, response);
+    this.discover(request, response, fallback, known, started);
+  }
+
+  private discover(request: IncomingMessage, response: ServerResponse, fallback: RequestListener, { lane, discover }: KnownDiscover, started: number): void {
+    if (discover.proxied()) return fallback(request, response);
+    this.whenAllowed(request, response, fallback, lane.access!, discover.discovery.serviceName, undefined, () => {
       let instance;
       try {
-        instance = discoverInstance(this.options.ctx, request, discover.discovery);
+        instance = pickInstance(this.options.ctx, request, discover.discovery);
       } catch {
-        // Refused before anything was picked (a name, strategy or filter the route explains), or a bug the route reports.
+        // A bug: the route meets it again and reports it.
         return false;
       }
       this.send(request, response, discover.statusOf(instance), discover.bodyOf(instance), 'GET', lane.timings, started);
@@ -171,22 +188,22 @@ export class FastLane {
     });
   }
 
-  /** The checked discover for this query string; undefined when the route must explain what is wrong with it. */
-  private checkedDiscover(lane: DiscoverLane, queryString: string): LaneDiscover | undefined {
-    const known = lane.known.get(queryString);
-    if (known !== undefined) return known;
+  /** The discover a URL asks for on this lane, checked and kept; undefined when the route must explain what is wrong with it. */
+  private checkedDiscover(lane: Lane<DiscoverRoute>, url: string, question: number): KnownDiscover | undefined {
     let discover: LaneDiscover | undefined;
     try {
       // fastify's router parses queries with the same parser, and its schema check compiles the same schema.
-      discover = lane.route.read(parseQuery(queryString));
+      discover = lane.route.read(parseQuery(url.slice(question + 1)));
     } catch {
       return undefined;
     }
-    if (discover !== undefined && queryString.length <= KNOWN_QUERY_MAX_LENGTH) {
-      if (lane.known.size >= KNOWN_QUERIES_MAX) lane.known.clear();
-      lane.known.set(queryString, discover);
+    if (discover === undefined) return undefined;
+    const known = { lane, discover };
+    if (url.length <= KNOWN_DISCOVER_URL_MAX_LENGTH) {
+      if (this.knownDiscovers.size >= KNOWN_DISCOVERS_MAX) this.knownDiscovers.clear();
+      this.knownDiscovers.set(url, known);
     }
-    return discover;
+    return known;
   }
 
   private renew(request: IncomingMessage, response: ServerResponse, fallback: RequestListener, lane: Lane<RenewRoute>): void {

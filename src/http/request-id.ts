@@ -10,6 +10,9 @@ export function requestIdGenerator(): (req: IncomingMessage) => string {
   let counter = 0;
   return (req) => {
     const given = req.headers['x-request-id'];
-    return typeof given === 'string' && incomingRequestId.test(given) ? given : `${bootId}-${(++counter).toString(36)}`;
+    if (typeof given === 'string' && incomingRequestId.test(given)) return given;
+    // Joined rather than concatenated: V8 makes a concatenation of 13 characters or more a rope, and Node checks
+    // every header value with a regular expression, which on a rope goes through a slower runtime path (measured).
+    return [bootId, (++counter).toString(36)].join('-');
   };
 }

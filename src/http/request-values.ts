@@ -10,8 +10,9 @@ export function splitList(value: string | undefined): string[] {
   return value.split(',').filter((item) => item !== '');
 }
 
-export function strategyParam(value: string | undefined, field: string, fallback: StrategyName): StrategyName {
-  if (value === undefined || value === '') return fallback;
+/** The strategy a query names, if it names one (refused when unknown); none means the runtime setting at the time of the pick. */
+export function strategyParam(value: string | undefined, field: string): StrategyName | undefined {
+  if (value === undefined || value === '') return undefined;
   const name = parseStrategy(value);
   if (name === undefined) {
     throw ApiError.validation([{ field, problem: `"${value}" is not a known strategy` }]);

@@ -11,7 +11,7 @@ import {
   type InstanceSpec,
 } from '../core/instance.ts';
 import { pickAvoiding } from '../core/selection/pick-avoiding.ts';
-import { strategyUsesKey, type LoadSignals, type StrategyName } from '../core/selection/strategy.ts';
+import type { LoadSignals, StrategyName } from '../core/selection/strategy.ts';
 import {
   StoreUnavailableError,
   type LeadershipState,
@@ -210,16 +210,9 @@ export class Registry {
     return await this.write(() => this.options.store.evict(key, fencingToken));
   }
 
-  /** `key` is only called for the hashing strategies (a client address lookup is not free). */
-  discover(
-    service: string,
-    filter: SelectionFilter,
-    strategy: StrategyName,
-    key: () => string,
-    exclude?: ReadonlySet<string>,
-  ): Instance | undefined {
-    const hashKey = strategyUsesKey(strategy) ? key() : '';
-    const ctx = { key: hashKey, random: this.random, load: this.options.load };
+  /** `key` is what the hashing strategies hash (callers need not compute it for the others). */
+  discover(service: string, filter: SelectionFilter, strategy: StrategyName, key: string, exclude?: ReadonlySet<string>): Instance | undefined {
+    const ctx = { key, random: this.random, load: this.options.load };
     // `exclude` (instanceKey strings) is the proxy's: instances already tried or with an open breaker.
     if (exclude !== undefined && exclude.size > 0) return pickAvoiding(this.options.catalog, service, filter, strategy, ctx, exclude);
     return this.options.catalog.pick(service, filter, strategy, ctx);

@@ -101,6 +101,25 @@ describe('the discover fast lane', () => {
     assert.deepEqual(new Set(picks.slice(0, 3)), new Set(['r-1', 'r-2', 'r-3']));
   });
 
+  it('answers as before, on the fast lane, URLs it checked once and then dropped to stay within its bound', async () => {
+    // More distinct URLs than the fast lane keeps checked (2,048): it drops them all once and checks them again.
+    const urls = Array.from({ length: 2_100 }, (_, i) => `${LANE}serviceName=rotating&format=json&key=k${i}`);
+    const before = await laneAnswers(maxine);
+    for (let i = 0; i < urls.length; i += 50) {
+      const answers = await Promise.all(urls.slice(i, i + 50).map((url) => maxine.call('GET', url)));
+      for (const answer of answers) assert.equal(answer.status, 200, answer.text);
+    }
+    for (const url of [urls[0]!, urls.at(-1)!]) {
+      const fast = await maxine.call('GET', url);
+      const routed = await maxine.call('GET', url.replace(LANE, ROUTER));
+      assert.equal(fast.status, 200, fast.text);
+      assert.deepEqual(Object.keys(fast.json), Object.keys(routed.json));
+      assert.equal(fast.json.serviceName, 'rotating');
+    }
+    // The scrape itself and the two routed requests are not the fast lane's.
+    assert.equal((await laneAnswers(maxine)) - before, urls.length + 2);
+  });
+
   it('leaves every request it does not answer exactly so to the route, untouched', async () => {
     const hostile = [
       // Wrong or missing input: the route explains it.

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { NO_FILTER } from '../../core/filter.ts';
 import type { Instance } from '../../core/instance.ts';
 import { instanceKey } from '../../core/keys.ts';
+import { strategyUsesKey } from '../../core/selection/strategy.ts';
 import { checkServiceName } from '../../core/validation.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
@@ -45,7 +46,7 @@ export function policyPick(ctx: AppContext, request: FastifyRequest, serviceName
   const badName = checkServiceName(serviceName);
   if (badName) throw ApiError.validation([badName]);
   const strategy = ctx.proxy.policies.get(serviceName).strategy ?? ctx.runtime.settings.serverSelectionStrategy;
-  const key = () => ctx.clientAddress(request.raw);
+  const key = strategyUsesKey(strategy) ? ctx.clientAddress(request.raw) : '';
   return (exclude) => ctx.registry.discover(serviceName, NO_FILTER, strategy, key, exclude);
 }
 

@@ -30,7 +30,9 @@ export function unknownInstanceMessage(serviceName: string, nodeName: string): s
 
 /** Names that could never have been registered are a client error, not an unknown instance. */
 export function instanceKey(serviceName: string, nodeName: string): InstanceKey {
-  const problems = [checkServiceName(serviceName), checkInstanceId(nodeName)].filter((p) => p !== undefined);
-  if (problems.length > 0) throw ApiError.validation(problems);
+  const badService = checkServiceName(serviceName);
+  const badNode = checkInstanceId(nodeName);
+  // Every heartbeat comes through here: nothing is built unless a name is refused.
+  if (badService !== undefined || badNode !== undefined) throw ApiError.validation([badService, badNode].filter((p) => p !== undefined));
   return { service: serviceName, id: nodeName };
 }

@@ -12,6 +12,10 @@ declare module 'autocannon' {
     connections?: number;
     /** Seconds. */
     duration?: number;
+    /** Requests to send in all, instead of a duration. */
+    amount?: number;
+    /** Seconds to wait for an answer before counting a timeout. */
+    timeout?: number;
     /** Each connection sends these in turn, starting over after the last. */
     requests?: AutocannonRequest[];
   }
@@ -20,8 +24,8 @@ declare module 'autocannon' {
     errors: number;
     timeouts: number;
     non2xx: number;
-    /** Requests per second, over the per-second samples of the run. */
-    requests: { average: number };
+    /** Requests per second, over the per-second samples of the run; and how many were answered in all. */
+    requests: { average: number; total: number };
   }
 
   /** The running load: a thenable for the result that also reports each response. */

@@ -49,7 +49,7 @@ function parseCommandLine(argv: readonly string[]): { scenarios: Scenario[]; opt
     if (scenario === undefined) throw new Error(`unknown scenario "${name}"\n${USAGE}`);
     return scenario;
   });
-  return { scenarios: scenarios.length > 0 ? scenarios : [...SCENARIOS], opts };
+  return { scenarios: scenarios.length > 0 ? scenarios : SCENARIOS.filter((s) => s.onlyWhenNamed !== true), opts };
 }
 
 function commandLine(argv: readonly string[]): string {

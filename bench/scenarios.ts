@@ -18,10 +18,13 @@ import {
 import { UPSTREAM_SCENARIOS } from './upstream-scenarios.ts';
 import { EVENT_SCENARIOS } from './event-scenarios.ts';
 import { TRACING_SCENARIOS } from './tracing-scenarios.ts';
+import { INSTRUCTION_SCENARIOS } from './instructions.ts';
 
 export interface Scenario {
   readonly name: string;
   readonly title: string;
+  /** Left out of a run that names no scenario (it needs a tool the machine may lack). */
+  readonly onlyWhenNamed?: boolean;
   run(opts: LoadOptions): Promise<Check[]>;
 }
 
@@ -295,4 +298,5 @@ export const SCENARIOS: readonly Scenario[] = [
   discoverOnSharedStore('etcd', startEtcdBackend),
   registerOnSharedStore('redis', startRedisBackend, async (b) => redisRawWriteRate(b.port, WRITERS, 100_000)),
   registerOnSharedStore('etcd', startEtcdBackend, (b) => etcdRawWriteRate(b.endpoint, WRITERS, REGISTRATIONS)),
+  ...INSTRUCTION_SCENARIOS,
 ];

@@ -31,16 +31,20 @@ export interface MaxineServer extends Server {
 const BENCH_ADMIN = { userName: 'bench-admin', password: randomBytes(12).toString('base64url') };
 
 const STARTUP_TIMEOUT_MS = 30_000;
+/** Under a launcher (valgrind) a process runs several times slower, start-up and first sign-in included. */
+const LAUNCHED_SLOWDOWN = 10;
 
 /**
  * Maxine as users run it (bin/maxine.js serve), defaults except loopback,
  * port, data dir, log level and `extraArgs` (the store to use when not
- * local, or settings a scenario is about, e.g. active health checks).
+ * local, or settings a scenario is about, e.g. active health checks);
+ * node run by `launcher` (a command and its arguments) when one is given.
  */
-export async function startMaxine(extraArgs: readonly string[] = []): Promise<MaxineServer> {
+export async function startMaxine(extraArgs: readonly string[] = [], launcher: readonly string[] = []): Promise<MaxineServer> {
   const dataDir = tempDir('maxine-bench-');
   const port = await freePort();
-  const child = new Child('maxine', [
+  const slowdown = launcher.length > 0 ? LAUNCHED_SLOWDOWN : 1;
+  const child = launchedChild('maxine', launcher, [
     'bin/maxine.js',
     'serve',
     '--host', '127.0.0.1',
@@ -57,12 +61,12 @@ export async function startMaxine(extraArgs: readonly string[] = []): Promise<Ma
     removeTempDir(dataDir);
   };
   try {
-    await waitForHttp(child, `${url}/api/actuator/health`);
+    await waitForHttp(child, `${url}/api/actuator/health`, STARTUP_TIMEOUT_MS * slowdown);
     const signin = await fetch(`${url}/api/maxine/signin`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(BENCH_ADMIN),
-      signal: AbortSignal.timeout(10_000),
+      signal: AbortSignal.timeout(10_000 * slowdown),
     });
     if (signin.status !== 200) throw new Error(`signing in to the benchmarked Maxine failed: ${signin.status} ${await signin.text()}`);
     const { accessToken } = (await signin.json()) as { accessToken: string };
@@ -73,9 +77,9 @@ export async function startMaxine(extraArgs: readonly string[] = []): Promise<Ma
   }
 }
 
-/** The bare reference server, replaying `replies` (captured from Maxine). */
-export function startBare(replies: readonly CapturedReply[]): Promise<Server & { readonly pid: number }> {
-  return startReplayer(['--import', 'tsx', 'bench/bare-server.ts'], replies);
+/** The bare reference server, replaying `replies` (captured from Maxine); node run by `launcher` when one is given. */
+export function startBare(replies: readonly CapturedReply[], launcher: readonly string[] = []): Promise<Server & { readonly pid: number }> {
+  return startReplayer(['--import', 'tsx', 'bench/bare-server.ts'], replies, launcher);
 }
 
 /** The same replies through a minimal fastify app in plain JavaScript (bench/minimal-fastify.mjs): the framework's floor. */
@@ -84,17 +88,17 @@ export function startMinimalFastify(replies: readonly CapturedReply[]): Promise<
 }
 
 /** Runs node with `nodeArgs` (ending with the script) and the replies file; the script prints {"port": n} first. */
-async function startReplayer(nodeArgs: readonly string[], replies: readonly CapturedReply[]): Promise<Server & { readonly pid: number }> {
+async function startReplayer(nodeArgs: readonly string[], replies: readonly CapturedReply[], launcher: readonly string[] = []): Promise<Server & { readonly pid: number }> {
   const dir = tempDir('maxine-bench-replay-');
   const file = join(dir, 'replies.json');
   writeFileSync(file, JSON.stringify(replies));
   const name = basename(nodeArgs.at(-1)!).replace(/\.m?[jt]s$/, '');
-  const child = new Child(name, [...nodeArgs, file]);
+  const child = launchedChild(name, launcher, [...nodeArgs, file]);
   const stop = async () => {
     await child.stop();
     removeTempDir(dir);
   };
-  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS * (launcher.length > 0 ? LAUNCHED_SLOWDOWN : 1);
   while (!child.stdout.includes('\n')) {
     if (!child.isRunning || Date.now() > deadline) {
       await stop();
@@ -303,9 +307,15 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** `node <args>`, or `<launcher...> node <args>`. */
+function launchedChild(name: string, launcher: readonly string[], args: readonly string[]): Child {
+  if (launcher.length === 0) return new Child(name, args);
+  return new Child(name, [...launcher.slice(1), process.execPath, ...args], launcher[0]);
+}
+
 /** Polls until the child answers HTTP at `url` (any status), or fails if it exits or takes too long. */
-async function waitForHttp(child: Child, url: string): Promise<void> {
-  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+async function waitForHttp(child: Child, url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!child.isRunning) throw new Error(`${child.name} exited during start-up (${await child.exited}): ${child.describe()}`);
     try {
@@ -315,5 +325,5 @@ async function waitForHttp(child: Child, url: string): Promise<void> {
       await sleep(100);
     }
   }
-  throw new Error(`${child.name} did not answer within ${STARTUP_TIMEOUT_MS / 1000} s: ${child.describe()}`);
+  throw new Error(`${child.name} did not answer within ${timeoutMs / 1000} s: ${child.describe()}`);
 }

@@ -25,7 +25,7 @@ export interface DiscoveryQuery {
 
 /**
  * A discover's query once checked: what the pick needs, built once per
- * query (the fast lane keeps it for the same query string).
+ * query (the fast lane keeps it with the URL that asked).
  */
 export interface CheckedDiscovery {
   readonly serviceName: string;

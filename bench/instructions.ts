@@ -9,13 +9,13 @@
  * out) and not what they cost (cache misses, branches): a change it shows
  * still has to be confirmed in time, but it tells where the work is.
  *
- * V8's optimizing compiler is counted apart: a process at steady state still
- * compiles a few functions now and then (functions run by timers become hot
- * by the clock), and under valgrind, about fifty times slower, those land
- * among few requests and swamp the count.
+ * V8's optimizing compiler is counted apart: a process under steady load
+ * still compiles a function now and then (in real time, about one per 2 s
+ * once the first seconds are past), and under valgrind, many times slower,
+ * those compilations land among few requests and swamp the count.
  *
  * Optional: needs valgrind (Debian's package), and runs only when named:
- * `npm run bench -- instructions`.
+ * `npm run bench -- instructions-discover instructions-heartbeat`.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -50,7 +50,7 @@ function callgrind(outFile: string): string[] {
   return ['valgrind', '--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', `--callgrind-out-file=${outFile}`];
 }
 
-/** Loads `target` with `amount` requests; fails on any error or non-2xx answer. */
+/** Sends `amount` requests to `url`; fails on any error or non-2xx answer. Resolves with how many were answered. */
 async function send(url: string, requests: readonly RequestShape[], amount: number): Promise<number> {
   const result = await autocannon({ url, connections: CONNECTIONS, amount, requests: [...requests], timeout: 60 });
   if (result.errors > 0 || result.timeouts > 0 || result.non2xx > 0) {

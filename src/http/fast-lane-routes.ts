@@ -6,7 +6,7 @@ import { errorJson } from './errors.ts';
 import { LIGHTNING_SUCCESS, LightningDiscoverQuery, lightningDiscovery, lightningNode, lightningUnavailable, nodeKey, NodeRef } from './lightning/routes.ts';
 import { DiscoverQuery, discoverRequest, discoverUnavailable, isProxied } from './maxine/discover-request.ts';
 import { heartbeatAnswer, InstanceRef, instanceKey } from './maxine/instance-key.ts';
-import { instanceJson } from './views.ts';
+import { instanceJson, oncePerInstance } from './views.ts';
 
 /*
  * The routes the fast lane (fast-lane.ts) answers, each read and answered
@@ -74,21 +74,8 @@ export function discoverRoutes(ctx: AppContext): DiscoverRoute[] {
   ];
 }
 
-/**
- * A heartbeat's answer names the instance and its lease, so it is the same
- * for every heartbeat of one instance version (instances are immutable): built
- * once per version, as the discover answers are (views.ts).
- */
-const heartbeatAnswers = new WeakMap<Instance, string>();
-
-function heartbeatJson(instance: Instance): string {
-  let json = heartbeatAnswers.get(instance);
-  if (json === undefined) {
-    json = JSON.stringify(heartbeatAnswer(instance, instance.ttlMs));
-    heartbeatAnswers.set(instance, json);
-  }
-  return json;
-}
+/** A heartbeat's answer names the instance and its lease: the same for every heartbeat of one instance version. */
+const heartbeatJson = oncePerInstance((instance) => JSON.stringify(heartbeatAnswer(instance, instance.ttlMs)));
 
 export function renewRoutes(): RenewRoute[] {
   const success = JSON.stringify(LIGHTNING_SUCCESS);

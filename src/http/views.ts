@@ -108,19 +108,24 @@ export function leasedInstanceView(entry: CatalogEntry) {
 }
 
 /**
- * Instances are immutable, so the JSON a discover answers with is built once
- * per instance version and reused for every request until it changes.
+ * `build`, made once per instance version: instances are immutable, so an
+ * answer built from one is reused for every request until the instance
+ * changes (a new version is a new object; the old one's answer goes with it).
  */
-const discoverJson = new WeakMap<Instance, string>();
-
-export function instanceJson(instance: Instance): string {
-  let json = discoverJson.get(instance);
-  if (json === undefined) {
-    json = JSON.stringify(instanceView(instance));
-    discoverJson.set(instance, json);
-  }
-  return json;
+export function oncePerInstance(build: (instance: Instance) => string): (instance: Instance) => string {
+  const built = new WeakMap<Instance, string>();
+  return (instance) => {
+    let answer = built.get(instance);
+    if (answer === undefined) {
+      answer = build(instance);
+      built.set(instance, answer);
+    }
+    return answer;
+  };
 }
+
+/** The JSON a discover answers with. */
+export const instanceJson = oncePerInstance((instance) => JSON.stringify(instanceView(instance)));
 
 /**
  * The original Maxine's /servers shape: one entry per service with its weight

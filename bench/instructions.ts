@@ -3,8 +3,9 @@
  * discover and heartbeat against the bare server answering the same bytes.
  *
  * On a shared machine CPU time per request moves by a fifth between fresh
- * processes, which hides changes of a few per cent; the instruction count of
- * a warmed-up process moves by about 1 % between runs. It counts
+ * processes, which hides changes of a few per cent; Maxine's instruction
+ * count, once warmed up, moved by under 1 % between runs (the bare
+ * server's heartbeat count by a tenth once: compare runs). It counts
  * user-space instructions only (the kernel's share of the CPU time is left
  * out) and not what they cost (cache misses, branches): a change it shows
  * still has to be confirmed in time, but it tells where the work is.
@@ -18,8 +19,8 @@
  * `npm run bench -- instructions-discover instructions-heartbeat`.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import autocannon from 'autocannon';
 import { removeTempDir, tempDir } from './children.ts';
 import { fmtNum, type Check } from './report.ts';
@@ -66,8 +67,8 @@ async function count(target: Counted, requests: readonly RequestShape[]): Promis
   const served = await send(target.url, requests, COUNTED_REQUESTS);
   execFileSync('callgrind_control', ['--dump', String(target.pid)], { stdio: 'ignore' });
   execFileSync('callgrind_control', ['--instr=off', String(target.pid)], { stdio: 'ignore' });
-  const dir = join(target.outFile, '..');
-  const dumps = readdirSync(dir).filter((f) => f.startsWith(`${target.outFile.split('/').at(-1)}.`));
+  const dir = dirname(target.outFile);
+  const dumps = readdirSync(dir).filter((f) => f.startsWith(`${basename(target.outFile)}.`));
   let total = 0;
   let compiler = 0;
   for (const dump of dumps) {
@@ -84,13 +85,22 @@ async function count(target: Counted, requests: readonly RequestShape[]): Promis
   return { perRequest: (total - compiler) / served, compiler: compiler / served };
 }
 
+function hasValgrind(): boolean {
+  try {
+    execFileSync('valgrind', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function instructionsScenario(name: string, title: string, prepare: (url: string) => Promise<RequestShape>): Scenario {
   return {
     name: `instructions-${name}`,
     title,
     onlyWhenNamed: true,
     run: async () => {
-      if (!existsSync('/usr/bin/valgrind')) throw new Error('valgrind is not installed (apt-get install valgrind)');
+      if (!hasValgrind()) throw new Error('valgrind is not installed (apt-get install valgrind)');
       const dir = tempDir('maxine-bench-callgrind-');
       const servers: Counted[] = [];
       try {

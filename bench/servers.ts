@@ -34,6 +34,10 @@ const STARTUP_TIMEOUT_MS = 30_000;
 /** Under a launcher (valgrind) a process runs several times slower, start-up and first sign-in included. */
 const LAUNCHED_SLOWDOWN = 10;
 
+function slowdownUnder(launcher: readonly string[]): number {
+  return launcher.length > 0 ? LAUNCHED_SLOWDOWN : 1;
+}
+
 /**
  * Maxine as users run it (bin/maxine.js serve), defaults except loopback,
  * port, data dir, log level and `extraArgs` (the store to use when not
@@ -43,7 +47,7 @@ const LAUNCHED_SLOWDOWN = 10;
 export async function startMaxine(extraArgs: readonly string[] = [], launcher: readonly string[] = []): Promise<MaxineServer> {
   const dataDir = tempDir('maxine-bench-');
   const port = await freePort();
-  const slowdown = launcher.length > 0 ? LAUNCHED_SLOWDOWN : 1;
+  const slowdown = slowdownUnder(launcher);
   const child = launchedChild('maxine', launcher, [
     'bin/maxine.js',
     'serve',
@@ -98,7 +102,7 @@ async function startReplayer(nodeArgs: readonly string[], replies: readonly Capt
     await child.stop();
     removeTempDir(dir);
   };
-  const deadline = Date.now() + STARTUP_TIMEOUT_MS * (launcher.length > 0 ? LAUNCHED_SLOWDOWN : 1);
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS * slowdownUnder(launcher);
   while (!child.stdout.includes('\n')) {
     if (!child.isRunning || Date.now() > deadline) {
       await stop();

@@ -24,6 +24,7 @@ import { basename, dirname, join } from 'node:path';
 import autocannon from 'autocannon';
 import { removeTempDir, tempDir } from './children.ts';
 import { fmtNum, type Check } from './report.ts';
+import { discoverPath, heartbeatRequest, instance } from './requests.ts';
 import { captureReplies, registerAll, startBare, startMaxine, type RequestShape } from './servers.ts';
 import type { Scenario } from './scenarios.ts';
 
@@ -136,16 +137,11 @@ function instructionsScenario(name: string, title: string, prepare: (url: string
 
 export const INSTRUCTION_SCENARIOS: readonly Scenario[] = [
   instructionsScenario('discover', 'instructions per discover (format=json, one service of 10 instances), callgrind', async (url) => {
-    await registerAll(url, 10, (i) => ({ hostName: `10.0.0.${i}`, nodeName: `node-${i}`, serviceName: 'bench-svc', port: 8000 + i, timeOut: 3600, weight: 1 }));
-    return { method: 'GET', path: '/api/maxine/serviceops/discover?serviceName=bench-svc&format=json' };
+    await registerAll(url, 10, (i) => instance('bench-svc', i));
+    return { method: 'GET', path: discoverPath('bench-svc') };
   }),
   instructionsScenario('heartbeat', 'instructions per heartbeat, callgrind', async (url) => {
-    await registerAll(url, 1, () => ({ hostName: '10.0.0.1', nodeName: 'node-0', serviceName: 'bench-heartbeat', port: 8000, timeOut: 3600, weight: 1 }));
-    return {
-      method: 'POST',
-      path: '/api/maxine/serviceops/heartbeat',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ serviceName: 'bench-heartbeat', nodeName: 'node-0' }),
-    };
+    await registerAll(url, 1, (i) => instance('bench-heartbeat', i));
+    return heartbeatRequest('bench-heartbeat', 0);
   }),
 ];

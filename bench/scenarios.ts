@@ -4,6 +4,7 @@ import { Child, removeTempDir, tempDir } from './children.ts';
 import { compareTargets, type LoadOptions } from './load.ts';
 import type { MemoryResult } from './memory.ts';
 import { fmtLoad, fmtNum, type Check } from './report.ts';
+import { discoverPath, heartbeatRequest, instance } from './requests.ts';
 import {
   captureReplies,
   cpuSeconds,
@@ -12,7 +13,6 @@ import {
   startMaxine,
   startMinimalFastify,
   waitForSnapshot,
-  type Registration,
   type RequestShape,
 } from './servers.ts';
 import { UPSTREAM_SCENARIOS } from './upstream-scenarios.ts';
@@ -29,25 +29,8 @@ export interface Scenario {
 }
 
 const INSTANCES_PER_SERVICE = 10;
-/** Long enough that nothing expires during a run. */
-const TTL_SEC = 3600;
 /** One round-robin cycle over a service's instances: the bare server replays all ten bodies. */
 const REPLIES_PER_REQUEST = INSTANCES_PER_SERVICE;
-
-function instance(service: string, node: number): Registration {
-  return {
-    hostName: `10.0.${Math.floor(node / 256)}.${node % 256}`,
-    nodeName: `node-${node}`,
-    serviceName: service,
-    port: 8000 + node,
-    timeOut: TTL_SEC,
-    weight: 1,
-  };
-}
-
-function discoverPath(service: string): string {
-  return `/api/maxine/serviceops/discover?serviceName=${service}&format=json`;
-}
 
 /**
  * Starts Maxine, lets `prepare` register what the scenario needs and name the
@@ -231,14 +214,7 @@ const heartbeat: Scenario = {
   run: (opts) =>
     loadScenario('heartbeat', 0.8, opts, async ({ url }) => {
       await registerAll(url, 1, (i) => instance('bench-heartbeat', i));
-      const body = JSON.stringify({ serviceName: 'bench-heartbeat', nodeName: 'node-0' });
-      const request: RequestShape = {
-        method: 'POST',
-        path: '/api/maxine/serviceops/heartbeat',
-        headers: { 'content-type': 'application/json' },
-        body,
-      };
-      return { requests: [request], repliesPerRequest: 1 };
+      return { requests: [heartbeatRequest('bench-heartbeat', 0)], repliesPerRequest: 1 };
     }),
 };
 

@@ -1,7 +1,8 @@
 /**
  * The registrations and requests the benchmarks load Maxine with, shared by
- * the load scenarios (scenarios.ts) and the instruction counts
- * (instructions.ts), so that both measure the same requests.
+ * the load scenarios (scenarios.ts, tracing-scenarios.ts,
+ * upstream-scenarios.ts) and the instruction counts (instructions.ts), so
+ * that they all measure the same requests.
  */
 import type { Registration, RequestShape } from './servers.ts';
 

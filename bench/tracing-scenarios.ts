@@ -9,6 +9,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { traceIdOf } from '../src/proxy/headers.ts';
 import { measure, type LoadOptions } from './load.ts';
 import { fmtNum, type Check } from './report.ts';
+import { discoverPath, instance } from './requests.ts';
 import { cpuSeconds, registerAll, startMaxine } from './servers.ts';
 import type { Scenario } from './scenarios.ts';
 
@@ -43,8 +44,8 @@ const tracingOff: Scenario = {
   run: async (opts: LoadOptions): Promise<Check[]> => {
     const maxine = await startMaxine();
     try {
-      await registerAll(maxine.url, INSTANCES, (i) => ({ hostName: `10.0.0.${i}`, nodeName: `node-${i}`, serviceName: 'bench-tracing', port: 8000 + i, timeOut: 3600, weight: 1 }));
-      const target = { label: 'maxine', url: maxine.url, requests: [{ method: 'GET' as const, path: '/api/maxine/serviceops/discover?serviceName=bench-tracing&format=json' }] };
+      await registerAll(maxine.url, INSTANCES, (i) => instance('bench-tracing', i));
+      const target = { label: 'maxine', url: maxine.url, requests: [{ method: 'GET' as const, path: discoverPath('bench-tracing') }] };
       const cpuPerRequestNs: number[] = [];
       for (let round = 0; round < opts.rounds; round++) {
         if (opts.warmup > 0) await measure(target, opts.connections, 0, opts.warmup);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { sleep } from './children.ts';
 import { compareTargets, mean, measure, type LoadOptions, type LoadStats, type LoadTarget } from './load.ts';
 import { fmtLoad, fmtNum } from './report.ts';
+import { discoverPath } from './requests.ts';
 import type { Scenario } from './scenarios.ts';
 import { cpuSeconds, getJson, mainThreadCpuSeconds, registerAll, startMaxine, startMinimalProxy, startUpstream, waitForSnapshot, type MaxineServer, type Registration, type Upstream } from './servers.ts';
 import type { HealthCheckerStats } from '../src/health/checker.ts';
@@ -290,7 +291,7 @@ async function checksVariant(checksOn: boolean, upstreams: readonly Upstream[], 
     const target: LoadTarget = {
       label: checksOn ? 'checks on' : 'checks off',
       url: maxine.url,
-      requests: [{ method: 'GET', path: `/api/maxine/serviceops/discover?serviceName=${DISCOVERED}&format=json` }],
+      requests: [{ method: 'GET', path: discoverPath(DISCOVERED) }],
     };
     // The same answer in both variants (health stays passing), so both do the same work per request.
     const sample = await getOnce(target.url + target.requests[0]!.path);

@@ -202,7 +202,7 @@ export function runClusterScenarios(backend: ClusterBackend, group: ScenarioGrou
     // A client behind a load balancer signs in on A and refreshes on B at once:
     // B may not have the session yet, so it may ask to retry, but never ends it.
     const signin = await a.call('POST', '/api/maxine/signin', TEST_ADMIN, AS_CLIENT);
-    assert.equal(signin.status, 200);
+    assert.equal(signin.status, 200, signin.text);
     let refreshToken = (signin.json as { refreshToken: string }).refreshToken;
     const signedInAt = Date.now();
     for (;;) {

@@ -1,8 +1,10 @@
 /**
  * The reference the benchmarks compare Maxine with: plain node:http replaying
- * responses captured from Maxine for the same requests, byte for byte (status,
- * content-type, body). What separates the two results is then Maxine's own
- * work: routing, validation, the registry and serialisation.
+ * responses captured from Maxine for the same requests, byte for byte: the
+ * status, every header Maxine wrote (its request id included) in Maxine's
+ * order, and the body. node:http adds the same date and connection headers
+ * to both. What separates the two results is then Maxine's own work:
+ * routing, validation, the registry and serialisation.
  *
  * Usage: node --import tsx bench/bare-server.ts <replies.json>
  * Listens on a free 127.0.0.1 port and prints {"port": N} as its first line.
@@ -19,26 +21,37 @@ export interface CapturedReply {
   /** The request's body as sent, when it had one (the minimal fastify floor validates it). */
   readonly requestBody?: string;
   readonly status: number;
-  readonly contentType: string;
-  /** Base64 bodies in the order Maxine gave them (round robin walks the instances); replayed in turn. */
-  readonly bodies: readonly string[];
+  /** The timeout Maxine's `Keep-Alive` header gave, when it sent one: the replaying server keeps connections as long. */
+  readonly keepAliveSeconds?: number;
+  /** The answers in the order Maxine gave them (round robin walks the instances); replayed in turn. */
+  readonly answers: readonly CapturedAnswer[];
+}
+
+/**
+ * One answer: the headers Maxine's code wrote, as [name, value] in its order
+ * (not those node:http writes on its own, which the replaying server's
+ * node:http writes too), and the body in base64.
+ */
+export interface CapturedAnswer {
+  readonly headers: readonly (readonly [string, string])[];
+  readonly body: string;
 }
 
 interface Replay {
   readonly status: number;
-  readonly contentType: string;
-  readonly bodies: readonly Buffer[];
+  readonly answers: readonly { readonly headers: Record<string, string>; readonly body: Buffer }[];
   next: number;
 }
 
 const file = process.argv[2];
 if (file === undefined) throw new Error('usage: bare-server.ts <replies.json>');
+const captured = JSON.parse(readFileSync(file, 'utf8')) as CapturedReply[];
 const replays = new Map<string, Replay>();
-for (const r of JSON.parse(readFileSync(file, 'utf8')) as CapturedReply[]) {
+for (const r of captured) {
   replays.set(`${r.method} ${r.path}`, {
     status: r.status,
-    contentType: r.contentType,
-    bodies: r.bodies.map((b) => Buffer.from(b, 'base64')),
+    // An object in Maxine's order, as Maxine gives `writeHead` its headers.
+    answers: r.answers.map((a) => ({ headers: Object.fromEntries(a.headers), body: Buffer.from(a.body, 'base64') })),
     next: 0,
   });
 }
@@ -52,12 +65,15 @@ const server = createServer((req, res) => {
       res.writeHead(404).end();
       return;
     }
-    const body = replay.bodies[replay.next]!;
-    replay.next = (replay.next + 1) % replay.bodies.length;
-    res.writeHead(replay.status, { 'content-type': replay.contentType, 'content-length': body.length });
-    res.end(body);
+    const answer = replay.answers[replay.next]!;
+    replay.next = (replay.next + 1) % replay.answers.length;
+    res.writeHead(replay.status, answer.headers);
+    res.end(answer.body);
   });
 });
+
+const keepAliveSeconds = captured.find((r) => r.keepAliveSeconds !== undefined)?.keepAliveSeconds;
+if (keepAliveSeconds !== undefined) server.keepAliveTimeout = keepAliveSeconds * 1000;
 
 server.listen(0, '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);

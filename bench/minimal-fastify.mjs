@@ -5,7 +5,7 @@
  * Maxine, like the bare server, but through fastify as Maxine uses it: no
  * logger, one route per captured method and path, the query string or JSON
  * body validated against a schema of its fields (ajv, as fastify compiles
- * it), the reply sent as a Buffer. No hooks, no auth, no registry, no
+ * it), the reply sent as a Buffer with the headers Maxine wrote. No hooks, no auth, no registry, no
  * serialisation: what Maxine costs beyond this is Maxine's; what this costs
  * beyond the bare server is the framework the API is built on.
  *
@@ -21,7 +21,7 @@ import { readFileSync } from 'node:fs';
 import Fastify from 'fastify';
 
 /** @typedef {import('./bare-server.ts').CapturedReply} CapturedReply */
-/** @typedef {{ status: number, contentType: string, bodies: Buffer[], next: number }} Replay */
+/** @typedef {{ status: number, answers: { headers: Record<string, string>, body: Buffer }[], next: number }} Replay */
 
 const file = process.argv[2];
 if (file === undefined) throw new Error('usage: minimal-fastify.mjs <replies.json>');
@@ -47,7 +47,11 @@ const replays = new Map();
 /** @type {Map<string, { method: string, url: string, schema: Record<string, unknown> }>} one route per method and path */
 const routes = new Map();
 for (const r of captured) {
-  replays.set(`${r.method} ${r.path}`, { status: r.status, contentType: r.contentType, bodies: r.bodies.map((b) => Buffer.from(b, 'base64')), next: 0 });
+  replays.set(`${r.method} ${r.path}`, {
+    status: r.status,
+    answers: r.answers.map((a) => ({ headers: Object.fromEntries(a.headers), body: Buffer.from(a.body, 'base64') })),
+    next: 0,
+  });
   const [url = '', query] = r.path.split('?');
   const key = `${r.method} ${url}`;
   if (routes.has(key)) continue;
@@ -65,9 +69,9 @@ for (const { method, url, schema } of routes.values()) {
     handler: (request, reply) => {
       const replay = replays.get(`${request.method} ${request.url}`);
       if (replay === undefined) return reply.code(404).send();
-      const body = /** @type {Buffer} */ (replay.bodies[replay.next]);
-      replay.next = (replay.next + 1) % replay.bodies.length;
-      return reply.code(replay.status).header('content-type', replay.contentType).send(body);
+      const answer = /** @type {{ headers: Record<string, string>, body: Buffer }} */ (replay.answers[replay.next]);
+      replay.next = (replay.next + 1) % replay.answers.length;
+      return reply.code(replay.status).headers(answer.headers).send(answer.body);
     },
   });
 }

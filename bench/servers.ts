@@ -4,7 +4,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { basename, join } from 'node:path';
-import type { CapturedReply } from './bare-server.ts';
+import type { CapturedAnswer, CapturedReply } from './bare-server.ts';
 import { Child, removeTempDir, sleep, tempDir } from './children.ts';
 
 /** A request as the load generator sends it. */
@@ -176,31 +176,75 @@ export async function getJson<T>(url: string, token?: string): Promise<T> {
   return JSON.parse(text) as T;
 }
 
-/** Sends each request `times` times to Maxine and keeps what it answered, for the bare server to replay. */
+/**
+ * The headers node:http writes on its own, for Maxine as for the replaying
+ * servers: not kept with an answer, or they would be sent twice (Keep-Alive's
+ * timeout is kept apart, as the server's setting it comes from).
+ */
+const WRITTEN_BY_NODE = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding']);
+const KEEP_ALIVE_TIMEOUT = /^timeout=(\d+)$/;
+
+/**
+ * Sends each request `times` times to Maxine and keeps what it answered, for
+ * the bare server to replay: status, headers in the order and spelling they
+ * came on the wire (node:http rather than fetch, which sorts them), body.
+ */
 export async function captureReplies(url: string, shapes: readonly RequestShape[], times: number): Promise<CapturedReply[]> {
-  const replies: CapturedReply[] = [];
-  for (const shape of shapes) {
-    const bodies: string[] = [];
-    let status = 0;
-    let contentType = '';
-    for (let i = 0; i < times; i++) {
-      const res = await fetch(url + shape.path, {
-        method: shape.method,
-        headers: shape.headers ?? {},
-        body: shape.body ?? null,
-        redirect: 'manual',
-      });
-      const body = Buffer.from(await res.arrayBuffer());
-      if (res.status < 200 || res.status > 299) {
-        throw new Error(`Maxine answered ${shape.method} ${shape.path} with ${res.status}: ${body.toString('utf8')}`);
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const replies: CapturedReply[] = [];
+    for (const shape of shapes) {
+      const answers: CapturedAnswer[] = [];
+      let status = 0;
+      let keepAliveSeconds: number | undefined;
+      for (let i = 0; i < times; i++) {
+        const answer = await exchange(agent, url + shape.path, shape);
+        if (answer.status < 200 || answer.status > 299) {
+          throw new Error(`Maxine answered ${shape.method} ${shape.path} with ${answer.status}: ${answer.body.toString('utf8')}`);
+        }
+        status = answer.status;
+        const headers: [string, string][] = [];
+        for (let h = 0; h < answer.rawHeaders.length; h += 2) {
+          const [name, value] = [answer.rawHeaders[h]!, answer.rawHeaders[h + 1]!];
+          if (!WRITTEN_BY_NODE.has(name.toLowerCase())) headers.push([name, value]);
+          else if (name.toLowerCase() === 'keep-alive') {
+            const timeout = KEEP_ALIVE_TIMEOUT.exec(value)?.[1];
+            if (timeout !== undefined) keepAliveSeconds = Number(timeout);
+          }
+        }
+        answers.push({ headers, body: answer.body.toString('base64') });
       }
-      status = res.status;
-      contentType = res.headers.get('content-type') ?? '';
-      bodies.push(body.toString('base64'));
+      replies.push({
+        method: shape.method,
+        path: shape.path,
+        ...(shape.body === undefined ? {} : { requestBody: shape.body }),
+        status,
+        answers,
+        ...(keepAliveSeconds === undefined ? {} : { keepAliveSeconds }),
+      });
     }
-    replies.push({ method: shape.method, path: shape.path, ...(shape.body === undefined ? {} : { requestBody: shape.body }), status, contentType, bodies });
+    return replies;
+  } finally {
+    agent.destroy();
   }
-  return replies;
+}
+
+/** One request as `shape` describes it; its answer's status, raw headers and body. */
+function exchange(agent: Agent, url: string, shape: RequestShape): Promise<{ status: number; rawHeaders: string[]; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    // With its length, as the load generator sends it (node:http would otherwise send the body chunked).
+    const length = shape.body === undefined ? {} : { 'content-length': Buffer.byteLength(shape.body) };
+    const req = request(url, { method: shape.method, agent, timeout: 30_000, headers: { ...shape.headers, ...length } });
+    req.on('timeout', () => req.destroy(new Error(`${shape.method} ${url}: no answer within 30 s`)));
+    req.on('error', reject);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks) }));
+    });
+    req.end(shape.body);
+  });
 }
 
 export interface Registration {

@@ -58,12 +58,20 @@ interface ClusterView {
   reachable: boolean;
 }
 
+/** Polls `probe` until it gives a value; a probe that throws is tried again, and its last error is told if time runs out. */
 async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
   for (;;) {
-    const value = await probe().catch(() => undefined);
+    const value = await probe().catch((error: unknown) => {
+      lastError = error;
+      return undefined;
+    });
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      const last = lastError === undefined ? '' : ` (the last probe that failed: ${lastError instanceof Error ? lastError.message : String(lastError)})`;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -90,7 +98,8 @@ async function cluster(replica: Replica): Promise<ClusterView> {
 
 /** What a replica lists, without its own lease knowledge (expiresAt differs between replicas by design). */
 async function listing(replica: Replica): Promise<{ revision: number; instances: string[] }> {
-  const { json } = await replica.call('GET', '/api/maxine/serviceops/servers?format=v2');
+  const { status, json, text } = await replica.call('GET', '/api/maxine/serviceops/servers?format=v2');
+  if (status !== 200) throw new Error(`${replica.instanceId} answered its listing with ${status}: ${text}`);
   const instances: string[] = [];
   for (const service of json.services) {
     for (const i of service.instances) instances.push(`${i.serviceName}/${i.nodeName}@${i.revision ?? ''}`);
@@ -338,7 +347,15 @@ export function runClusterScenarios(backend: ClusterBackend, group: ScenarioGrou
     const env = await setUp(t);
     if (env === null) return;
     for (let i = 0; i < 10; i++) assert.equal((await register(env.replicas[i % 3]!, 'steady', `n${i}`)).status, 200);
-    await waitFor(async () => ((await Promise.all(env.replicas.map(listing))).every((l) => l.instances.length === 10) ? true : undefined), 'every replica to list 10', 5000);
+    await waitFor(
+      async () => {
+        const counts = (await Promise.all(env.replicas.map(listing))).map((l) => l.instances.length);
+        if (counts.every((n) => n === 10)) return true;
+        throw new Error(`the replicas listed ${counts.join(', ')}`);
+      },
+      'every replica to list 10',
+      5000,
+    );
 
     await env.running.stop();
     const stoppedAt = Date.now();

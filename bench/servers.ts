@@ -178,10 +178,11 @@ export async function getJson<T>(url: string, token?: string): Promise<T> {
 
 /**
  * The headers node:http writes on its own, for Maxine as for the replaying
- * servers: not kept with an answer, or they would be sent twice (Keep-Alive's
- * timeout is kept apart, as the server's setting it comes from).
+ * servers: not kept with an answer, or they would be sent twice. Keep-Alive,
+ * which node:http writes too, is read for its timeout instead: the replaying
+ * server is given the same setting.
  */
-const WRITTEN_BY_NODE = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding']);
+const WRITTEN_BY_NODE = new Set(['date', 'connection', 'transfer-encoding']);
 const KEEP_ALIVE_TIMEOUT = /^timeout=(\d+)$/;
 
 /**
@@ -206,11 +207,11 @@ export async function captureReplies(url: string, shapes: readonly RequestShape[
         const headers: [string, string][] = [];
         for (let h = 0; h < answer.rawHeaders.length; h += 2) {
           const [name, value] = [answer.rawHeaders[h]!, answer.rawHeaders[h + 1]!];
-          if (!WRITTEN_BY_NODE.has(name.toLowerCase())) headers.push([name, value]);
-          else if (name.toLowerCase() === 'keep-alive') {
+          const lowerCase = name.toLowerCase();
+          if (lowerCase === 'keep-alive') {
             const timeout = KEEP_ALIVE_TIMEOUT.exec(value)?.[1];
             if (timeout !== undefined) keepAliveSeconds = Number(timeout);
-          }
+          } else if (!WRITTEN_BY_NODE.has(lowerCase)) headers.push([name, value]);
         }
         answers.push({ headers, body: answer.body.toString('base64') });
       }

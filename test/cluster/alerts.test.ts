@@ -8,7 +8,7 @@ import type { TestResponse } from '../helpers/maxine.ts';
 import { spawnMaxine } from '../helpers/process.ts';
 import { startWebhookReceiver, type WebhookRequest } from '../helpers/webhook-receiver.ts';
 import { REDIS, SHARED_FILE } from './backends.ts';
-import { killReplica, type ClusterBackend, type Replica, type RunningBackend } from './scenarios.ts';
+import { killReplica, waitFor, type ClusterBackend, type Replica, type RunningBackend } from './scenarios.ts';
 
 /**
  * Alerts across real replicas: three `maxine serve` children sharing a store,
@@ -128,23 +128,6 @@ interface AlertsView {
   alerts: AlertView[];
   notifiesClusterAlerts: boolean;
   webhooks: { name: string; target: string; signed: boolean; delivered: number; failed: number }[];
-}
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    const value = await probe().catch((error: unknown) => {
-      lastError = error;
-      return undefined;
-    });
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) {
-      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
-    }
-    await sleep(25);
-  }
 }
 
 function sleep(ms: number): Promise<void> {

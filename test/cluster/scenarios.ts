@@ -59,7 +59,7 @@ interface ClusterView {
 }
 
 /** Polls `probe` until it gives a value; a probe that throws is tried again, and its last error is told if time runs out. */
-async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs: number): Promise<T> {
+export async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {

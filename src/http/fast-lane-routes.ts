@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { Compile } from 'typebox/compile';
 import type { Instance, InstanceKey } from '../core/instance.ts';
 import type { AppContext } from './context.ts';
@@ -6,11 +7,13 @@ import { errorJson } from './errors.ts';
 import { LIGHTNING_SUCCESS, LightningDiscoverQuery, lightningDiscovery, lightningNode, lightningUnavailable, nodeKey, NodeRef } from './lightning/routes.ts';
 import { DiscoverQuery, discoverRequest, discoverUnavailable, isProxied } from './maxine/discover-request.ts';
 import { heartbeatAnswer, InstanceRef, instanceKey } from './maxine/instance-key.ts';
-import { instanceJson, oncePerInstance } from './views.ts';
+import { instanceJsonBytes, oncePerInstance } from './views.ts';
 
 /*
  * The routes the fast lane (fast-lane.ts) answers, each read and answered
  * through the functions its route uses, so that both give the same answer.
+ * Answers are bytes, built once (per instance version where they name one):
+ * node:http sends a Buffer as it is.
  */
 
 /** A discover as the fast lane answers it: checked, and how each outcome is written. */
@@ -18,9 +21,12 @@ export interface LaneDiscover {
   readonly discovery: CheckedDiscovery;
   /** Left to the route (the proxy answers it). */
   proxied(): boolean;
-  /** The status, and the body (or the Location of a redirect), for the instance picked or for none. */
+  /** The status for the instance picked or for none. */
   statusOf(instance: Instance | undefined): number;
-  bodyOf(instance: Instance | undefined): string;
+  /** The Location when the answer is a redirect to the instance picked; undefined when it is a body. */
+  redirectOf(instance: Instance | undefined): string | undefined;
+  /** The body, when the answer is not a redirect. */
+  bodyOf(instance: Instance | undefined): Buffer;
 }
 
 /** A discover route the fast lane answers: `GET <path>?<query>`. */
@@ -35,12 +41,12 @@ export interface RenewRoute {
   readonly path: string;
   /** The instance a body the route's parser and schema take names; throws what the route would refuse. */
   keyOf(body: unknown): InstanceKey | undefined;
-  answerOf(instance: Instance): string;
+  answerOf(instance: Instance): Buffer;
 }
 
 export function discoverRoutes(ctx: AppContext): DiscoverRoute[] {
-  const unavailable = errorJson(discoverUnavailable());
-  const lightningUnavailableJson = errorJson(lightningUnavailable());
+  const unavailable = Buffer.from(errorJson(discoverUnavailable()));
+  const lightningUnavailableJson = Buffer.from(errorJson(lightningUnavailable()));
   const validDiscoverQuery = Compile(DiscoverQuery);
   const validLightningQuery = Compile(LightningDiscoverQuery);
   return [
@@ -54,7 +60,8 @@ export function discoverRoutes(ctx: AppContext): DiscoverRoute[] {
           discovery: checkDiscovery(discover.discovery),
           proxied: () => isProxied(ctx, discover),
           statusOf: (instance) => (instance === undefined ? 503 : found),
-          bodyOf: (instance) => (instance === undefined ? unavailable : discover.json ? instanceJson(instance) : instance.address + discover.endPoint),
+          redirectOf: (instance) => (instance === undefined || discover.json ? undefined : instance.address + discover.endPoint),
+          bodyOf: (instance) => (instance === undefined ? unavailable : instanceJsonBytes(instance)),
         };
       },
     },
@@ -67,7 +74,8 @@ export function discoverRoutes(ctx: AppContext): DiscoverRoute[] {
           discovery: checkDiscovery(discovery),
           proxied: () => false,
           statusOf: (instance) => (instance === undefined ? 404 : 200),
-          bodyOf: (instance) => (instance === undefined ? lightningUnavailableJson : JSON.stringify(lightningNode(instance))),
+          redirectOf: () => undefined,
+          bodyOf: (instance) => (instance === undefined ? lightningUnavailableJson : lightningNodeJson(instance)),
         };
       },
     },
@@ -75,10 +83,12 @@ export function discoverRoutes(ctx: AppContext): DiscoverRoute[] {
 }
 
 /** A heartbeat's answer names the instance and its lease: the same for every heartbeat of one instance version. */
-const heartbeatJson = oncePerInstance((instance) => JSON.stringify(heartbeatAnswer(instance, instance.ttlMs)));
+const heartbeatJson = oncePerInstance((instance) => Buffer.from(JSON.stringify(heartbeatAnswer(instance, instance.ttlMs))));
+
+const lightningNodeJson = oncePerInstance((instance) => Buffer.from(JSON.stringify(lightningNode(instance))));
 
 export function renewRoutes(): RenewRoute[] {
-  const success = JSON.stringify(LIGHTNING_SUCCESS);
+  const success = Buffer.from(JSON.stringify(LIGHTNING_SUCCESS));
   const validInstanceRef = Compile(InstanceRef);
   const validNodeRef = Compile(NodeRef);
   return [

@@ -17,6 +17,7 @@ import { commonHeaders } from './response-headers.ts';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const INTERNAL_JSON = errorJson(INTERNAL_ERROR);
+const NO_BODY = Buffer.alloc(0);
 
 /**
  * Clients ask for the same few discovers over and over: checked discovers
@@ -183,7 +184,9 @@ export class FastLane {
         // A bug: the route meets it again and reports it.
         return false;
       }
-      this.send(request, response, discover.statusOf(instance), discover.bodyOf(instance), 'GET', lane.timings, started);
+      const location = discover.redirectOf(instance);
+      const body = location === undefined ? discover.bodyOf(instance) : NO_BODY;
+      this.send(request, response, discover.statusOf(instance), body, location, 'GET', lane.timings, started);
       return true;
     });
   }
@@ -230,7 +233,7 @@ export class FastLane {
       const instance = this.options.ctx.registry.heartbeat(key);
       // An unknown instance: nothing was renewed, and the route explains it.
       if (instance === undefined) return false;
-      this.send(request, response, 200, lane.route.answerOf(instance), 'POST', lane.timings, started);
+      this.send(request, response, 200, lane.route.answerOf(instance), undefined, 'POST', lane.timings, started);
       return true;
     });
   }
@@ -270,26 +273,22 @@ export class FastLane {
     );
   }
 
-  /** The response the route would send: the same headers in the same order, then the route's metrics. */
+  /** The response the route would send: the same headers in the same order, then the route's metrics. A redirect has a `location` and no body. */
   private send(
     request: IncomingMessage,
     response: ServerResponse,
     status: number,
-    bodyOrLocation: string,
+    body: Buffer,
+    location: string | undefined,
     method: string,
     timings: RouteTimings,
     started: number,
   ): void {
     // Tracing is off whenever the fast lane is on.
     const headers = commonHeaders(this.options.requestId(request), request, true, !this.options.ctx.registry.storeHealth().reachable);
-    let body = bodyOrLocation;
-    if (status === 302) {
-      headers.location = bodyOrLocation;
-      body = '';
-    } else {
-      headers['content-type'] = JSON_TYPE;
-    }
-    headers['content-length'] = Buffer.byteLength(body);
+    if (location === undefined) headers['content-type'] = JSON_TYPE;
+    else headers.location = location;
+    headers['content-length'] = body.length;
     response.writeHead(status, headers);
     response.end(body);
     timings.observe(method, status, (performance.now() - started) / 1000);

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { Type } from 'typebox';
 import type { CatalogEntry, ServiceView } from '../core/catalog.ts';
 import type { Instance } from '../core/instance.ts';
@@ -112,8 +113,8 @@ export function leasedInstanceView(entry: CatalogEntry) {
  * answer built from one is reused for every request until the instance
  * changes (a new version is a new object; the old one's answer goes with it).
  */
-export function oncePerInstance(build: (instance: Instance) => string): (instance: Instance) => string {
-  const built = new WeakMap<Instance, string>();
+export function oncePerInstance<Answer>(build: (instance: Instance) => Answer): (instance: Instance) => Answer {
+  const built = new WeakMap<Instance, Answer>();
   return (instance) => {
     let answer = built.get(instance);
     if (answer === undefined) {
@@ -124,8 +125,15 @@ export function oncePerInstance(build: (instance: Instance) => string): (instanc
   };
 }
 
-/** The JSON a discover answers with. */
+/** An instance as JSON, for the event frames that embed it. */
 export const instanceJson = oncePerInstance((instance) => JSON.stringify(instanceView(instance)));
+
+/**
+ * The body a discover answers with, as bytes: node:http writes a Buffer
+ * body as it is, where a string body is first joined to the header block
+ * and the whole encoded again on every response.
+ */
+export const instanceJsonBytes = oncePerInstance((instance) => Buffer.from(JSON.stringify(instanceView(instance))));
 
 /**
  * The original Maxine's /servers shape: one entry per service with its weight

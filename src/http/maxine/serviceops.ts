@@ -6,7 +6,7 @@ import { heartbeatAnswer, instanceKey, unknownInstanceMessage } from './instance
 import { serviceIn } from '../permissions.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import { instanceJson, legacyServersView, servicesV2View } from '../views.ts';
+import { instanceJsonBytes, legacyServersView, servicesV2View } from '../views.ts';
 import { discoverInstance } from '../discovery.ts';
 import { checkedUpstreamPath, forwardToService } from '../proxy/forwarding.ts';
 import { RegisterBody, registrationSpec } from './registration.ts';
@@ -162,7 +162,7 @@ export function serviceOpsRoutes(ctx: AppContext): FastifyPluginAsync {
         }
         const instance = discoverInstance(ctx, request.raw, discover.discovery);
         if (instance === undefined) throw discoverUnavailable();
-        if (discover.json) reply.type('application/json; charset=utf-8').send(instanceJson(instance));
+        if (discover.json) reply.type('application/json; charset=utf-8').send(instanceJsonBytes(instance));
         else reply.redirect(instance.address + discover.endPoint, 302);
       },
     );

@@ -110,20 +110,40 @@ export class FastLane {
   /** A request listener that answers what it can and hands the rest to `fallback` (fastify's handler). */
   listener(fallback: RequestListener): RequestListener {
     return (request, response) => {
-      const { method, url } = request;
-      if (this.closing || url === undefined) return fallback(request, response);
-      if (method === 'GET') {
-        const known = this.knownDiscovers.get(url);
-        if (known !== undefined) return this.guarded(request, response, () => this.discover(request, response, fallback, known, performance.now()));
-        const question = url.indexOf('?');
-        const lane = question < 0 ? undefined : this.discovers.get(url.slice(0, question + 1));
-        if (lane?.access !== undefined) return this.guarded(request, response, () => this.discoverChecking(request, response, fallback, lane, url, question));
-      } else if (method === 'POST') {
-        const lane = this.renewals.get(url);
-        if (lane?.access !== undefined) return this.guarded(request, response, () => this.renew(request, response, fallback, lane));
+      let taken: boolean;
+      try {
+        taken = this.take(request, response, fallback);
+      } catch (error) {
+        return this.failed(request, response, error);
       }
-      fallback(request, response);
+      if (!taken) fallback(request, response);
     };
+  }
+
+  /** Answers (or starts to answer) a request the fast lane serves; false leaves it to fastify untouched. */
+  private take(request: IncomingMessage, response: ServerResponse, fallback: RequestListener): boolean {
+    const { method, url } = request;
+    if (this.closing || url === undefined) return false;
+    if (method === 'GET') {
+      const known = this.knownDiscovers.get(url);
+      if (known !== undefined) {
+        this.discover(request, response, fallback, known, performance.now());
+        return true;
+      }
+      const question = url.indexOf('?');
+      const lane = question < 0 ? undefined : this.discovers.get(url.slice(0, question + 1));
+      if (lane?.access !== undefined) {
+        this.discoverChecking(request, response, fallback, lane, url, question);
+        return true;
+      }
+    } else if (method === 'POST') {
+      const lane = this.renewals.get(url);
+      if (lane?.access !== undefined) {
+        this.renew(request, response, fallback, lane);
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
@@ -144,19 +164,24 @@ export class FastLane {
     route.preParsing = [...[route.preParsing ?? []].flat(), handedOver];
   }
 
-  /** Runs a step of the fast lane; an error escaping it is a bug, logged and answered as the route's error handler would. */
+  /** Runs a later step of the fast lane (after the body or the credentials' check) as the listener runs the first. */
   private guarded(request: IncomingMessage, response: ServerResponse, step: () => void): void {
     try {
       step();
     } catch (error) {
-      this.options.logger.error({ err: error, method: request.method, url: request.url }, 'unhandled error on the fast lane');
-      if (response.headersSent) {
-        response.destroy();
-        return;
-      }
-      response.writeHead(500, { 'x-request-id': this.options.requestId(request), 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(INTERNAL_JSON) });
-      response.end(INTERNAL_JSON);
+      this.failed(request, response, error);
     }
+  }
+
+  /** An error escaped a step of the fast lane: a bug, logged and answered as the route's error handler would. */
+  private failed(request: IncomingMessage, response: ServerResponse, error: unknown): void {
+    this.options.logger.error({ err: error, method: request.method, url: request.url }, 'unhandled error on the fast lane');
+    if (response.headersSent) {
+      response.destroy();
+      return;
+    }
+    response.writeHead(500, { 'x-request-id': this.options.requestId(request), 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(INTERNAL_JSON) });
+    response.end(INTERNAL_JSON);
   }
 
   /** A discover whose URL the fast lane has not checked (or no longer keeps). */
@@ -176,19 +201,23 @@ export class FastLane {
 
   private discover(request: IncomingMessage, response: ServerResponse, fallback: RequestListener, { lane, discover }: KnownDiscover, started: number): void {
     if (discover.proxied()) return fallback(request, response);
-    this.whenAllowed(request, response, fallback, lane.access!, discover.discovery.serviceName, undefined, () => {
-      let instance;
-      try {
-        instance = pickInstance(this.options.ctx, request, discover.discovery);
-      } catch {
-        // A bug: the route meets it again and reports it.
-        return false;
-      }
-      const location = discover.redirectOf(instance);
-      const body = location === undefined ? discover.bodyOf(instance) : NO_BODY;
-      this.send(request, response, discover.statusOf(instance), body, location, 'GET', lane.timings, started);
-      return true;
-    });
+    const allowed = this.allowed(request, lane.access!, discover.discovery.serviceName);
+    if (allowed === true && this.answerDiscover(request, response, lane, discover, started)) return;
+    this.unanswered(request, response, fallback, allowed, undefined, () => this.answerDiscover(request, response, lane, discover, started));
+  }
+
+  /** Picks and sends; false when the pick met a bug (the route meets it again and reports it). */
+  private answerDiscover(request: IncomingMessage, response: ServerResponse, lane: Lane<DiscoverRoute>, discover: LaneDiscover, started: number): boolean {
+    let instance;
+    try {
+      instance = pickInstance(this.options.ctx, request, discover.discovery);
+    } catch {
+      return false;
+    }
+    const location = discover.redirectOf(instance);
+    const body = location === undefined ? discover.bodyOf(instance) : NO_BODY;
+    this.send(request, response, discover.statusOf(instance), body, location, 'GET', lane.timings, started);
+    return true;
   }
 
   /** The discover a URL asks for on this lane, checked and kept; undefined when the route must explain what is wrong with it. */
@@ -229,13 +258,17 @@ export class FastLane {
   private renewRead(request: IncomingMessage, response: ServerResponse, fallback: RequestListener, lane: Lane<RenewRoute>, body: Buffer, started: number): void {
     const key = instanceNamed(lane.route, body);
     if (key === undefined) return this.toRoute(request, response, fallback, body);
-    this.whenAllowed(request, response, fallback, lane.access!, key.service, body, () => {
-      const instance = this.options.ctx.registry.heartbeat(key);
-      // An unknown instance: nothing was renewed, and the route explains it.
-      if (instance === undefined) return false;
-      this.send(request, response, 200, lane.route.answerOf(instance), undefined, 'POST', lane.timings, started);
-      return true;
-    });
+    const allowed = this.allowed(request, lane.access!, key.service);
+    if (allowed === true && this.answerRenewal(request, response, lane, key, started)) return;
+    this.unanswered(request, response, fallback, allowed, body, () => this.answerRenewal(request, response, lane, key, started));
+  }
+
+  /** Renews and sends; false for an unknown instance (nothing was renewed, and the route explains it). */
+  private answerRenewal(request: IncomingMessage, response: ServerResponse, lane: Lane<RenewRoute>, key: InstanceKey, started: number): boolean {
+    const instance = this.options.ctx.registry.heartbeat(key);
+    if (instance === undefined) return false;
+    this.send(request, response, 200, lane.route.answerOf(instance), undefined, 'POST', lane.timings, started);
+    return true;
   }
 
   /** The route answers, reading the body from here if the fast lane already read it. */
@@ -244,26 +277,29 @@ export class FastLane {
     fallback(request, response);
   }
 
+  /** Whether the request may have the route's action on `service`; a promise while credentials are verified. */
+  private allowed(request: IncomingMessage, access: RouteAccess, service: string): boolean | Promise<boolean> {
+    return isAllowed(this.options.access, request, access.action, service, access.forwardsCredentials);
+  }
+
   /**
-   * Runs `answer` once the request is allowed the route's action on `service`, and
-   * hands the request to the route (with the `body` the fast lane read, if any)
-   * when it is not, when the server started closing meanwhile, or when
-   * `answer` declines (returns false).
+   * A request the fast lane did not answer at once. Refused, or declined by
+   * `answer` (`allowed` is then a boolean), it goes to the route with the
+   * `body` the fast lane read, if any. With the decision still pending,
+   * `answer` runs once it allows the request, and the route takes it when
+   * the decision refuses it, the server started closing meanwhile, or
+   * `answer` declines. Hot paths call `answer` themselves first, so that
+   * no closure is made for a request allowed at once.
    */
-  private whenAllowed(
+  private unanswered(
     request: IncomingMessage,
     response: ServerResponse,
     fallback: RequestListener,
-    access: RouteAccess,
-    service: string,
+    allowed: boolean | Promise<boolean>,
     body: Buffer | undefined,
     answer: () => boolean,
   ): void {
-    const allowed = isAllowed(this.options.access, request, access.action, service, access.forwardsCredentials);
-    if (typeof allowed === 'boolean') {
-      if (!(allowed && answer())) this.toRoute(request, response, fallback, body);
-      return;
-    }
+    if (typeof allowed === 'boolean') return this.toRoute(request, response, fallback, body);
     allowed.then(
       (yes) =>
         this.guarded(request, response, () => {

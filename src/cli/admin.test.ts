@@ -27,7 +27,8 @@ async function cli(args: readonly string[], env: Record<string, string> = {}, st
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   child.stdin.on('error', () => {}); // a child that never reads stdin may close it first
   child.stdin.end(stdin);
-  const [code] = (await once(child, 'exit')) as [number | null];
+  // 'close', not 'exit': the child's output may still be in its pipes when it exits.
+  const [code] = (await once(child, 'close')) as [number | null];
   return { code, stdout, stderr };
 }
 

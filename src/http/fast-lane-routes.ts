@@ -46,7 +46,7 @@ export interface RenewRoute {
 
 export function discoverRoutes(ctx: AppContext): DiscoverRoute[] {
   const unavailable = Buffer.from(errorJson(discoverUnavailable()));
-  const lightningUnavailableJson = Buffer.from(errorJson(lightningUnavailable()));
+  const lightningUnavailableBytes = Buffer.from(errorJson(lightningUnavailable()));
   const validDiscoverQuery = Compile(DiscoverQuery);
   const validLightningQuery = Compile(LightningDiscoverQuery);
   return [
@@ -75,7 +75,7 @@ export function discoverRoutes(ctx: AppContext): DiscoverRoute[] {
           proxied: () => false,
           statusOf: (instance) => (instance === undefined ? 404 : 200),
           redirectOf: () => undefined,
-          bodyOf: (instance) => (instance === undefined ? lightningUnavailableJson : lightningNodeJson(instance)),
+          bodyOf: (instance) => (instance === undefined ? lightningUnavailableBytes : lightningNodeBytes(instance)),
         };
       },
     },
@@ -83,9 +83,9 @@ export function discoverRoutes(ctx: AppContext): DiscoverRoute[] {
 }
 
 /** A heartbeat's answer names the instance and its lease: the same for every heartbeat of one instance version. */
-const heartbeatJson = oncePerInstance((instance) => Buffer.from(JSON.stringify(heartbeatAnswer(instance, instance.ttlMs))));
+const heartbeatBytes = oncePerInstance((instance) => Buffer.from(JSON.stringify(heartbeatAnswer(instance, instance.ttlMs))));
 
-const lightningNodeJson = oncePerInstance((instance) => Buffer.from(JSON.stringify(lightningNode(instance))));
+const lightningNodeBytes = oncePerInstance((instance) => Buffer.from(JSON.stringify(lightningNode(instance))));
 
 export function renewRoutes(): RenewRoute[] {
   const success = Buffer.from(JSON.stringify(LIGHTNING_SUCCESS));
@@ -95,7 +95,7 @@ export function renewRoutes(): RenewRoute[] {
     {
       path: '/api/maxine/serviceops/heartbeat',
       keyOf: (body) => (validInstanceRef.Check(body) ? instanceKey(body.serviceName, body.nodeName) : undefined),
-      answerOf: heartbeatJson,
+      answerOf: heartbeatBytes,
     },
     {
       path: '/heartbeat',
